@@ -1,0 +1,1 @@
+"""shotline core: storyboards to published clips, with no Dagster import."""
