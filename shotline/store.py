@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shotline.fsutil import atomic_path, atomic_write_text
-from shotline.hashing import sha256_file
+from shotline.fsutil import atomic_path, atomic_write_bytes, atomic_write_text
+from shotline.hashing import sha256_bytes, sha256_file
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,13 @@ class WorkStore:
                 shutil.move(str(src), tmp)
             else:
                 shutil.copyfile(src, tmp)
+        return StoredObject(sha, dest)
+
+    def put_bytes(self, data: bytes, suffix: str) -> StoredObject:
+        sha = sha256_bytes(data)
+        dest = self.object_path(sha, suffix)
+        if not dest.is_file():
+            atomic_write_bytes(dest, data)
         return StoredObject(sha, dest)
 
     def record_path(self, kind: str, key: str) -> Path:

@@ -1,0 +1,36 @@
+"""clip_prompt: render the shot's prompt from its template and variables (Jinja2 sandbox)."""
+
+import dagster as dg
+
+from assets.failures import dagster_failures
+from assets.partitions import shots
+from assets.resources import WorkspaceResource
+from shotline.prompts import render_prompt
+
+CODE_VERSION = "1"
+
+
+@dg.asset(
+    partitions_def=shots,
+    code_version=CODE_VERSION,
+    group_name="clips",
+    kinds={"jinja"},
+    deps=["source_image"],
+    description="The prompt sent to the generator, rendered from the shot's template or inline prompt.",
+)
+def clip_prompt(context: dg.AssetExecutionContext, workspace: WorkspaceResource) -> dg.MaterializeResult:
+    with dagster_failures():
+        storyboard, shot = workspace.shot(context.partition_key)
+        rendered = render_prompt(storyboard, shot)
+    stored = workspace.store().put_bytes(rendered.model_dump_json(indent=2).encode(), ".prompt.json")
+    return dg.MaterializeResult(
+        metadata={
+            "uri": stored.uri,
+            "sha256": stored.sha256,
+            "prompt": rendered.text,
+            "template": rendered.template_name or "(inline)",
+            "template_sha256": rendered.template_sha256,
+            "lineage": dg.MetadataValue.json(rendered.model_dump(mode="json", exclude={"template_source"})),
+        },
+        data_version=dg.DataVersion(stored.sha256),
+    )

@@ -1,0 +1,74 @@
+"""The resources the assets take. Each reads the design's environment variables; the fal key comes in
+through an EnvVar so it is never shown in the UI or stored in run config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field, SecretStr
+
+from shotline.config import DEFAULT_FAL_MODEL, DEFAULT_FAL_QUEUE_URL
+from shotline.generators.base import Generator
+from shotline.publish import Publisher, publisher_for
+from shotline.store import WorkStore
+from shotline.storyboard import Shot, Storyboard, load_storyboard, split_partition_key
+from shotline.storyboard_source import local_storyboards_root
+
+
+class WorkspaceResource(dg.ConfigurableResource):
+    """Where storyboards are read from and where intermediates are kept."""
+
+    storyboards: str = Field(default="./storyboards", description="SHOTLINE_STORYBOARDS: folder or s3://bucket/prefix")
+    home: str = Field(default="./.shotline", description="SHOTLINE_HOME: the local working store")
+
+    def store(self) -> WorkStore:
+        return WorkStore(self.home)
+
+    def storyboards_root(self) -> Path:
+        return local_storyboards_root(self.storyboards, Path(self.home))
+
+    def storyboard(self, storyboard_id: str) -> Storyboard:
+        return load_storyboard(self.storyboards_root() / storyboard_id)
+
+    def shot(self, partition_key: str) -> tuple[Storyboard, Shot]:
+        storyboard_id, shot_id = split_partition_key(partition_key)
+        storyboard = self.storyboard(storyboard_id)
+        return storyboard, storyboard.shot(shot_id)
+
+
+class GeneratorResource(dg.ConfigurableResource):
+    """Which generator makes the clips, and how to reach fal."""
+
+    kind: str = Field(default="preview", description="SHOTLINE_GENERATOR: fal or preview")
+    fal_key: str | None = Field(default=None, description="FAL_KEY, through an EnvVar")
+    fal_queue_url: str = Field(default=DEFAULT_FAL_QUEUE_URL, description="SHOTLINE_FAL_QUEUE_URL")
+    fal_model: str = Field(default=DEFAULT_FAL_MODEL, description="SHOTLINE_FAL_MODEL")
+    budget_usd: float | None = Field(default=None, description="SHOTLINE_BUDGET_USD: daily cap on generation spend")
+    deadline_s: float = Field(default=1800.0, description="most a clip may take from submit to download")
+
+    @property
+    def model(self) -> str | None:
+        return self.fal_model if self.kind == "fal" else None
+
+    def build(self, store: WorkStore) -> Generator:
+        from shotline.generators.factory import build_generator
+
+        return build_generator(
+            kind=self.kind,
+            store=store,
+            fal_key=SecretStr(self.fal_key) if self.fal_key else None,
+            fal_queue_url=self.fal_queue_url,
+            fal_model=self.fal_model,
+            budget_usd=self.budget_usd,
+            deadline_s=self.deadline_s,
+        )
+
+
+class PublisherResource(dg.ConfigurableResource):
+    """Where finished clips go: SHOTLINE_PUBLISH_URI, an s3://bucket/prefix or a local folder."""
+
+    publish_uri: str = Field(default="./.shotline/published")
+
+    def publisher(self) -> Publisher:
+        return publisher_for(self.publish_uri)

@@ -1,0 +1,37 @@
+"""source_image: fetch the shot's still, check it, normalise it, keep it content-addressed."""
+
+import dagster as dg
+
+from assets.failures import dagster_failures
+from assets.partitions import shots
+from assets.resources import WorkspaceResource
+from shotline.images import source_image as fetch_and_normalise
+
+CODE_VERSION = "1"
+
+
+@dg.asset(
+    partitions_def=shots,
+    code_version=CODE_VERSION,
+    group_name="clips",
+    kinds={"pillow"},
+    description="The shot's still: fetched from the storyboard folder, https or s3, validated and normalised.",
+)
+def source_image(context: dg.AssetExecutionContext, workspace: WorkspaceResource) -> dg.MaterializeResult:
+    with dagster_failures():
+        storyboard, shot = workspace.shot(context.partition_key)
+        image = fetch_and_normalise(shot.image, storyboard.folder, workspace.store(),
+                                    storyboard_id=storyboard.id, shot_id=shot.id)
+    return dg.MaterializeResult(
+        metadata={
+            "uri": image.path.resolve().as_uri(),
+            "sha256": image.sha256,
+            "origin": image.origin,
+            "origin_kind": image.origin_kind,
+            "source_sha256": image.source_sha256,
+            "width": image.width,
+            "height": image.height,
+            "lineage": dg.MetadataValue.json(image.model_dump(mode="json", exclude={"path"})),
+        },
+        data_version=dg.DataVersion(image.sha256),
+    )

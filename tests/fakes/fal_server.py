@@ -1,0 +1,1 @@
+"""Placeholder: the fake fal server fixtures go here."""

@@ -1,0 +1,1 @@
+"""Placeholder: the local S3 server fixtures go here."""
