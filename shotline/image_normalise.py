@@ -1,4 +1,4 @@
-"""Validate and normalise a still image with Pillow: one upright, 8-bit sRGB-ish RGB PNG, same bytes every time.
+"""Validate and normalise a still image with Pillow: one upright 8-bit RGB PNG, the same bytes every time.
 
 Pure functions over bytes; the caller (shotline.images) fetches the source and turns `ImageRefused` into an
 `InputError` naming the storyboard, shot and field.
@@ -15,7 +15,7 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 # Formats a storyboard image may be in. Pillow opens many more (EPS runs Ghostscript, PSD, ICO...); a
 # short allow-list keeps the attack surface to well-trodden decoders.
-ACCEPTED_FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "GIF", "TIFF", "BMP")
+ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "TIFF", "BMP")  # JPEG includes MPO
 DEFAULT_MAX_PIXELS = 64_000_000  # 8000 x 8000; Pillow's own bomb check starts at ~89 Mpx
 
 Background = Literal["white", "black"]
@@ -164,9 +164,11 @@ def _to_rgb(im: Image.Image, background: Background, conversions: list[str]) -> 
 
 
 def _icc_to_srgb(im: Image.Image, icc: bytes) -> Image.Image | None:
-    """Convert through the embedded profile to sRGB; None (plain conversion) if the profile is unusable."""
+    """Convert through the embedded profile to sRGB; None if it is sRGB already or unusable."""
     try:
         src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if im.mode == "RGB" and "srgb" in ImageCms.getProfileDescription(src).lower():
+            return None  # already sRGB: converting would only add rounding noise
         out = ImageCms.profileToProfile(im, src, ImageCms.createProfile("sRGB"), outputMode="RGB")
     except (ImageCms.PyCMSError, OSError, ValueError):
         return None

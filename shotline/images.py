@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -99,7 +99,9 @@ def source_image(
             raise refuse(f"plain http:// URLs are refused, use https:// ({_redact(spec)})")
         data, resolved = _fetch_url(spec, max_bytes, timeout_s, allow_http, refuse)
     elif scheme:
-        raise refuse(f"unsupported URL scheme {scheme!r}: use a path inside the storyboard, https:// or s3://")
+        raise refuse(
+            f"unsupported URL scheme {scheme!r}: use a path inside the storyboard, https:// or s3://"
+        )
     else:
         kind = "path"
         data, resolved = _read_path(spec, storyboard_dir, max_bytes, refuse)
@@ -111,6 +113,16 @@ def source_image(
     except ImageRefused as e:
         raise refuse(f"{e} ({_redact(spec)})") from e
 
+    log.debug(
+        "sourced %s/%s image from %s: %s %s -> %dx%d",
+        storyboard_id,
+        shot_id,
+        _redact(spec),
+        norm.source_format,
+        norm.source_size,
+        norm.width,
+        norm.height,
+    )
     with store.scratch("image") as tmp:
         scratch = tmp / "normalised.png"
         scratch.write_bytes(norm.png)
@@ -131,10 +143,27 @@ def source_image(
     )
 
 
+def stored_image(lineage: Mapping[str, Any], store: WorkStore) -> SourcedImage:
+    """Rebuild a `SourcedImage` from its JSON form (`model_dump(mode="json")`, `path` optional) and the store.
+
+    This is how a downstream step finds the normalised image from `source_image`'s metadata.
+    """
+    fields = {k: v for k, v in lineage.items() if k != "path"}
+    sha = str(fields.get("sha256") or "")
+    stored = store.get(sha, ".png") if sha else None
+    if stored is None:
+        raise MediaError(
+            f"the normalised image {sha or '(no sha256)'} is not in the working store {store.root}: "
+            "materialize source_image again"
+        )
+    return SourcedImage.model_validate({**fields, "path": stored.path})
+
+
 def image_url_for_fal(
     img: SourcedImage,
     *,
     publish_uri: str,
+    store: WorkStore | None = None,
     s3_client: BaseClient | None = None,
     expires_s: int = FAL_URL_EXPIRES_S,
 ) -> str | None:
@@ -151,15 +180,20 @@ def image_url_for_fal(
         return None
     bucket, prefix = s3.parse_s3_uri(publish_uri, require_key=False)
     key = s3.join_key(prefix, "_inputs", f"{img.sha256}.png")
+    path = img.path
+    if not path.is_file() and store is not None:  # e.g. a lineage record from another machine's store
+        path = store.object_path(img.sha256, ".png")
+    if not path.is_file():
+        raise MediaError(f"the normalised image {img.sha256} is missing ({path})")
     client = s3_client or s3.s3_client()
-    digest = s3.digest_file(img.path)
+    digest = s3.digest_file(path)
     if digest.sha256 != img.sha256:
-        raise MediaError(f"stored image {img.path} no longer matches its sha256 {img.sha256}")
+        raise MediaError(f"stored image {path} no longer matches its sha256 {img.sha256}")
     existing = s3.head(client, bucket, key)
     if existing is None or not digest.matches(existing):
         s3.upload_file(
             client,
-            img.path,
+            path,
             bucket,
             key,
             digest=digest,
@@ -184,7 +218,9 @@ def _read_path(spec: str, storyboard_dir: Path, max_bytes: int, refuse: Refuse) 
     if rel.is_absolute() or Path(spec).is_absolute():
         raise refuse(f"absolute paths are refused; give a path inside the storyboard folder ({spec})")
     if ".." in rel.parts:
-        raise refuse(f"'..' is refused in image paths; the image must be inside the storyboard folder ({spec})")
+        raise refuse(
+            f"'..' is refused in image paths; the image must be inside the storyboard folder ({spec})"
+        )
     root = Path(storyboard_dir).resolve()
     candidate = root.joinpath(*rel.parts)
     try:
@@ -201,7 +237,9 @@ def _read_path(spec: str, storyboard_dir: Path, max_bytes: int, refuse: Refuse) 
     return real.read_bytes(), str(real)
 
 
-def _fetch_url(url: str, max_bytes: int, timeout_s: float, allow_http: bool, refuse: Refuse) -> tuple[bytes, str]:
+def _fetch_url(
+    url: str, max_bytes: int, timeout_s: float, allow_http: bool, refuse: Refuse
+) -> tuple[bytes, str]:
     shown = _redact(url)
 
     def guard_scheme(request: httpx.Request) -> None:
@@ -227,7 +265,9 @@ def _fetch_url(url: str, max_bytes: int, timeout_s: float, allow_http: bool, ref
                 raise refuse(f"server answered {r.status_code} for {shown}")
             declared = r.headers.get("content-length")
             if declared and declared.isdigit() and int(declared) > max_bytes:
-                raise refuse(f"image is {int(declared):,} bytes; at most {max_bytes:,} are accepted ({shown})")
+                raise refuse(
+                    f"image is {int(declared):,} bytes; at most {max_bytes:,} are accepted ({shown})"
+                )
             body = bytearray()
             for chunk in r.iter_bytes():
                 body += chunk
@@ -268,7 +308,9 @@ def _fetch_s3(uri: str, max_bytes: int, client: BaseClient | None, refuse: Refus
             raise refuse(f"no such object: {uri}") from e
         if code == "NoSuchBucket":
             raise refuse(f"no such bucket: {bucket} ({uri})") from e
-        cls = SourceUnavailable if code.startswith("5") or code in ("SlowDown", "InternalError") else InputError
+        cls = (
+            SourceUnavailable if code.startswith("5") or code in ("SlowDown", "InternalError") else InputError
+        )
         raise refuse(f"cannot read {uri}: {s3.describe_error(e)}", cls) from e
     except NoCredentialsError as e:
         raise refuse(f"cannot read {uri}: {s3.describe_error(e)}") from e

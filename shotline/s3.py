@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 MAX_PRESIGN_S = 7 * 24 * 3600  # SigV4's limit; temporary credentials may end sooner
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _CHUNK = 1 << 20
+_DENIED = ("403", "AccessDenied", "Forbidden")
 MiB = 1 << 20
 
 
@@ -44,13 +45,13 @@ class S3UriError(ValueError):
 
 
 def parse_s3_uri(uri: str, *, require_key: bool = True) -> tuple[str, str]:
-    """Split `s3://bucket/key` into (bucket, key). With `require_key=False` a bare bucket or prefix is fine."""
+    """Split `s3://bucket/key` into (bucket, key). `require_key=False` also accepts a bucket or prefix."""
     if not isinstance(uri, str) or not uri.startswith("s3://"):
         raise S3UriError(f"not an s3:// URI: {uri!r}")
     bucket, _, key = uri[len("s3://") :].partition("/")
     if not _BUCKET_RE.match(bucket) or ".." in bucket:
         raise S3UriError(
-            f"invalid bucket name {bucket!r} in {uri!r} (3-63 characters: lowercase letters, digits, '.', '-')"
+            f"invalid bucket name {bucket!r} in {uri!r} (3-63 lowercase letters, digits, '.' or '-')"
         )
     if require_key and not key:
         raise S3UriError(f"no object key in {uri!r} (expected s3://bucket/key)")
@@ -199,12 +200,11 @@ def head(client: BaseClient, bucket: str, key: str) -> ObjectInfo | None:
     try:
         r = client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
     except ClientError as e:
-        if error_code(e) in ("404", "NoSuchKey", "NotFound"):
+        code = error_code(e)
+        if code in ("404", "NoSuchKey", "NotFound"):
             return None
-        hint = " (reading needs s3:GetObject, and s3:ListBucket to tell a missing key)" if error_code(e) in (
-            "403",
-            "AccessDenied",
-        ) else ""
+        # Without s3:ListBucket, S3 answers 403 rather than 404 for a missing key.
+        hint = " (needs s3:GetObject, and s3:ListBucket to tell a missing key)" if code in _DENIED else ""
         raise PublishError(f"cannot HEAD {s3_uri(bucket, key)}: {describe_error(e)}{hint}") from e
     except BotoCoreError as e:
         raise PublishError(f"cannot HEAD {s3_uri(bucket, key)}: {describe_error(e)}") from e
@@ -240,7 +240,9 @@ def planned_part_size(transfer: TransferConfig, size: int) -> int | None:
 def _ascii_metadata(metadata: Mapping[str, str | None]) -> dict[str, str]:
     # S3 user metadata travels in HTTP headers: ASCII only.
     return {
-        k: v.encode("ascii", "replace").decode("ascii") for k, v in metadata.items() if v is not None and v != ""
+        k: v.encode("ascii", "replace").decode("ascii")
+        for k, v in metadata.items()
+        if v is not None and v != ""
     }
 
 
@@ -313,6 +315,8 @@ def put_bytes(
             Body=data,
             ContentType=content_type,
             CacheControl=cache_control,
+            # Both: the algorithm makes S3 (and moto) store the checksum, the value makes S3 check it.
+            ChecksumAlgorithm="SHA256",
             ChecksumSHA256=digest.full_b64,
             Metadata=_ascii_metadata(metadata),
         )

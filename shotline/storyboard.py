@@ -61,6 +61,9 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
 }
 
 
+RESERVED_SHOT_IDS = {"reel"}  # the published layout keeps <storyboard_id>/reel/ for the reel
+
+
 class RawShot(ShotSettings):
     id: str
     image: str
@@ -72,6 +75,8 @@ class RawShot(ShotSettings):
     @field_validator("id")
     @classmethod
     def _slug_id(cls, value: str) -> str:
+        if value in RESERVED_SHOT_IDS:
+            raise ValueError(f"{value!r} is reserved for the storyboard's reel; choose another shot id")
         return _check_slug(value)
 
 

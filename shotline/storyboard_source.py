@@ -22,7 +22,7 @@ def local_storyboards_root(location: str, home: Path) -> Path:
 def sync_s3_storyboards(uri: str, dest: Path) -> Path:
     from shotline.s3 import parse_s3_uri, s3_client
 
-    bucket, prefix = parse_s3_uri(uri)
+    bucket, prefix = parse_s3_uri(uri, require_key=False)
     prefix = prefix.rstrip("/") + "/" if prefix else ""
     client = s3_client()
     index_path = dest / ".etags.json"

@@ -1,0 +1,609 @@
+"""A small typed client for fal's HTTP queue API (submit, status, result, cancel) and media downloads.
+
+Retries: GETs and the cancel PUT are retried on transport errors, timeouts, 408, 429 and 5xx (nginx pages
+included), with exponential backoff and jitter, honouring `Retry-After`, for a bounded number of attempts.
+A submit is never retried: fal has no idempotency key, so a second POST is a second, separately billed
+request. When a submit's answer is lost after its body went out, `SubmitOutcomeUnknown` says so.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from pydantic import SecretStr, ValidationError
+
+from shotline.fal.errors import (
+    FalAuthError,
+    FalDeadlineExceeded,
+    FalError,
+    FalMediaError,
+    FalProtocolError,
+    FalRequestFailed,
+    FalUnavailable,
+    FalValidationError,
+    SubmitNotSent,
+    SubmitOutcomeUnknown,
+    failure_is_retryable,
+    failure_may_be_billed,
+    format_detail,
+)
+from shotline.fal.models import (
+    LogEntry,
+    QueueStatus,
+    RequestHandle,
+    SubmitPayload,
+    SubmitResponse,
+    VideoResult,
+)
+from shotline.fsutil import atomic_path
+
+logger = logging.getLogger("shotline.fal")
+
+DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=30.0)
+DEFAULT_MAX_VIDEO_BYTES = 2 << 30
+_NAMESPACES = frozenset({"workflows", "comfy"})
+_MEDIA_TYPES_ACCEPTED = ("video/", "application/octet-stream", "binary/octet-stream")
+
+SleepFn = Callable[[float], None]
+ClockFn = Callable[[], float]
+
+
+class LogWindow:
+    """fal returns the log entries of a moving time window on every poll; this yields each entry once."""
+
+    def __init__(self) -> None:
+        self._seen: set[tuple[str | None, str]] = set()
+
+    def new(self, entries: Iterable[LogEntry] | None) -> list[LogEntry]:
+        fresh = []
+        for entry in entries or ():
+            key = (entry.timestamp, entry.message)
+            if key not in self._seen:
+                self._seen.add(key)
+                fresh.append(entry)
+        return fresh
+
+
+class FalQueueClient:
+    """One fal model's queue, over httpx. Use as a context manager (or call `close()`)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        key: SecretStr,
+        *,
+        model: str,
+        transport: httpx.BaseTransport | None = None,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        poll_interval: float = 0.5,
+        max_poll_interval: float = 5.0,
+        max_attempts: int = 6,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        max_retry_after: float = 120.0,
+        sleep: SleepFn = time.sleep,
+        clock: ClockFn = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not key.get_secret_value().strip():
+            raise ValueError("the fal key is empty: set FAL_KEY")
+        segments = [s for s in model.strip("/").split("/") if s]
+        owner_len = 3 if segments and segments[0] in _NAMESPACES else 2
+        if len(segments) < owner_len:
+            raise ValueError(f"fal model id {model!r} is not of the form owner/app[/path]")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.base_url = base_url.rstrip("/")
+        self.model = "/".join(segments)
+        self.app_id = "/".join(segments[:owner_len])
+        self.poll_interval = poll_interval
+        self.max_poll_interval = max(max_poll_interval, poll_interval)
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.max_retry_after = max_retry_after
+        self._key = key
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._http = httpx.Client(
+            transport=transport,
+            timeout=timeout,
+            headers={"User-Agent": f"shotline/0.1 httpx/{httpx.__version__}", "Accept": "application/json"},
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"FalQueueClient(base_url={self.base_url!r}, model={self.model!r}, key=SecretStr('**********'))"
+        )
+
+    def __enter__(self) -> FalQueueClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- URLs -------------------------------------------------------------------------------------------
+
+    def handle(self, request_id: str) -> RequestHandle:
+        """URLs for a request id built the way fal's SDKs do when they have nothing better: owner/app only."""
+        base = f"{self.base_url}/{self.app_id}/requests/{request_id}"
+        return RequestHandle(
+            request_id=request_id, status_url=f"{base}/status", response_url=base, cancel_url=f"{base}/cancel"
+        )
+
+    def handle_for(self, submitted: SubmitResponse) -> RequestHandle:
+        """The URLs fal returned on submit, re-pointed at the configured base URL (a proxy, a fake)."""
+        fallback = self.handle(submitted.request_id)
+        return RequestHandle(
+            request_id=submitted.request_id,
+            status_url=self._rebase(submitted.status_url) or fallback.status_url,
+            response_url=self._rebase(submitted.response_url) or fallback.response_url,
+            cancel_url=self._rebase(submitted.cancel_url) or fallback.cancel_url,
+        )
+
+    def _rebase(self, url: str | None) -> str | None:
+        if not url:
+            return None
+        base = urlsplit(self.base_url)
+        parts = urlsplit(url)
+        prefix = base.path.rstrip("/")
+        path = parts.path
+        if prefix and not (path == prefix or path.startswith(prefix + "/")):
+            path = prefix + path
+        return urlunsplit((base.scheme, base.netloc, path, parts.query, ""))
+
+    # -- queue operations -------------------------------------------------------------------------------
+
+    def submit(
+        self, payload: SubmitPayload | Mapping[str, Any], *, start_timeout_s: float | None = None
+    ) -> SubmitResponse:
+        """POST the model input once. Never retried (see the module docstring)."""
+        body = payload.model_dump() if isinstance(payload, SubmitPayload) else dict(payload)
+        url = f"{self.base_url}/{self.model}"
+        headers = self._auth_headers()
+        if start_timeout_s is not None:
+            headers["X-Fal-Request-Timeout"] = f"{start_timeout_s:g}"
+        try:
+            response = self._http.post(url, json=body, headers=headers)
+        except (
+            httpx.ConnectError,
+            httpx.ConnectTimeout,
+            httpx.PoolTimeout,
+            httpx.UnsupportedProtocol,
+            httpx.LocalProtocolError,
+            httpx.ProxyError,
+        ) as exc:
+            raise SubmitNotSent(
+                f"fal submit to {url} failed before anything was sent ({type(exc).__name__}: {exc}); "
+                "nothing was queued or billed, submitting again is safe"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise SubmitOutcomeUnknown(
+                f"fal submit to {url}: the request body was sent but no answer came back "
+                f"({type(exc).__name__}: {exc}). fal may have accepted and billed it. It was not retried; "
+                "check the requests list on fal's dashboard before submitting again deliberately"
+            ) from exc
+        if response.status_code in (200, 201, 202):
+            try:
+                return SubmitResponse.model_validate(response.json())
+            except (ValueError, ValidationError) as exc:
+                raise SubmitOutcomeUnknown(
+                    f"fal accepted the submit to {url} (HTTP {response.status_code}) but its answer has no "
+                    f"request id: {_snippet(response)}. fal may have queued and billed it; check fal's "
+                    "dashboard before submitting again deliberately"
+                ) from exc
+        raise self._submit_error(url, response)
+
+    def status(self, handle: RequestHandle, *, logs: bool = True) -> QueueStatus:
+        what = f"status of request {handle.request_id}"
+        response = self._request("GET", handle.status_url, what=what, params={"logs": "1" if logs else "0"})
+        if response.status_code in (200, 202):
+            try:
+                return QueueStatus.model_validate(response.json())
+            except (ValueError, ValidationError) as exc:
+                raise FalProtocolError(
+                    f"fal {what}: unexpected answer {_snippet(response)}",
+                    retryable=True,
+                    request_id=handle.request_id,
+                    status_code=response.status_code,
+                ) from exc
+        raise self._answer_error(what, response, handle.request_id)
+
+    def result_json(self, handle: RequestHandle) -> dict[str, Any]:
+        """The raw output of a COMPLETED request; a failed one raises FalRequestFailed with fal's reason."""
+        what = f"result of request {handle.request_id}"
+        response = self._request("GET", handle.response_url, what=what, final=_is_request_failure)
+        if response.status_code == 200:
+            try:
+                data = response.json()
+            except ValueError as exc:
+                raise FalProtocolError(
+                    f"fal {what}: not JSON: {_snippet(response)}",
+                    retryable=True,
+                    request_id=handle.request_id,
+                    status_code=200,
+                ) from exc
+            if not isinstance(data, dict):
+                raise FalProtocolError(
+                    f"fal {what}: expected a JSON object, got {_snippet(response)}",
+                    retryable=False,
+                    billed=True,
+                    request_id=handle.request_id,
+                )
+            return data
+        if _is_transient(response) and not _is_request_failure(response):
+            raise self._answer_error(what, response, handle.request_id)
+        detail, error_type = _explain(response)
+        raise FalRequestFailed(
+            f"fal request {handle.request_id} failed (result HTTP {response.status_code}"
+            f"{', ' + error_type if error_type else ''}): {detail or 'no explanation given'}",
+            retryable=failure_is_retryable(error_type),
+            billed=failure_may_be_billed(error_type),
+            request_id=handle.request_id,
+            status_code=response.status_code,
+            error_type=error_type,
+            detail=detail,
+        )
+
+    def result(self, handle: RequestHandle) -> VideoResult:
+        data = self.result_json(handle)
+        try:
+            return VideoResult.model_validate(data)
+        except ValidationError as exc:
+            raise FalProtocolError(
+                f"fal result of request {handle.request_id} has no usable video: {str(data)[:300]}",
+                retryable=False,
+                billed=True,
+                request_id=handle.request_id,
+            ) from exc
+
+    def cancel(self, handle: RequestHandle) -> bool:
+        """Ask fal to cancel. True if accepted; False if there was nothing to cancel (done or unknown)."""
+        what = f"cancel of request {handle.request_id}"
+        response = self._request("PUT", handle.cancel_url, what=what)
+        if response.is_success:
+            return True
+        if response.status_code in (400, 404):
+            return False
+        raise self._answer_error(what, response, handle.request_id)
+
+    def wait(
+        self,
+        handle: RequestHandle,
+        *,
+        timeout_s: float | None = None,
+        on_status: Callable[[QueueStatus], None] | None = None,
+        on_log: Callable[[LogEntry], None] | None = None,
+    ) -> QueueStatus:
+        """Poll until COMPLETED (failed or not) and return that status; new log lines go to `on_log` once.
+
+        The poll interval grows from `poll_interval` to `max_poll_interval`. Raises FalDeadlineExceeded
+        when `timeout_s` passes first (the request is left running: cancelling is the caller's call)."""
+        deadline = None if timeout_s is None else self._clock() + timeout_s
+        window = LogWindow()
+        interval = self.poll_interval
+        while True:
+            status = self.status(handle, logs=True)
+            if on_log is not None:
+                for entry in window.new(status.logs):
+                    on_log(entry)
+            if on_status is not None:
+                on_status(status)
+            if status.completed:
+                return status
+            delay = interval
+            if deadline is not None:
+                remaining = deadline - self._clock()
+                if remaining <= 0:
+                    raise FalDeadlineExceeded(
+                        f"fal request {handle.request_id} still {status.status} after {timeout_s:g} s",
+                        retryable=True,
+                        request_id=handle.request_id,
+                    )
+                delay = min(delay, remaining)
+            self._sleep(delay)
+            interval = min(interval * 1.5, self.max_poll_interval)
+
+    # -- media ------------------------------------------------------------------------------------------
+
+    def download(
+        self,
+        url: str,
+        dest_path: str | Path,
+        *,
+        expected_size: int | None = None,
+        max_bytes: int = DEFAULT_MAX_VIDEO_BYTES,
+    ) -> tuple[int, str]:
+        """Stream `url` into `dest_path` (atomically: a temp file renamed at the end); return (size, sha256).
+
+        Media URLs are public CDN links, so the fal key is not sent. Transient failures, including a body cut
+        short, restart the download, within the bounded attempts."""
+        dest = Path(dest_path)
+        problem = ""
+        for attempt in range(1, self.max_attempts + 1):
+            delay: float | None = None
+            try:
+                with self._http.stream("GET", url, follow_redirects=True) as response:
+                    if response.status_code == 200:
+                        content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+                        if content_type.startswith(_MEDIA_TYPES_ACCEPTED):
+                            return self._save(response, dest, url, content_type, expected_size, max_bytes)
+                        problem = f"content type {content_type or 'missing'!r} is not a video"
+                    elif _is_transient(response):
+                        response.read()
+                        problem = _describe(response)
+                        delay = self._retry_after(response)
+                    else:
+                        response.read()
+                        raise FalMediaError(
+                            f"fal video {url} could not be downloaded: {_describe(response)} "
+                            "(fal keeps generated media for at least 7 days; it may have expired)",
+                            retryable=False,
+                            billed=True,
+                            status_code=response.status_code,
+                        )
+            except httpx.TransportError as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            if attempt < self.max_attempts:
+                delay = self._backoff(attempt) if delay is None else delay
+                logger.info("download of %s failed (%s); retrying in %.2f s", url, problem, delay)
+                self._sleep(delay)
+        raise FalMediaError(
+            f"fal video {url} could not be downloaded after {self.max_attempts} attempts: {problem}",
+            retryable=True,
+            billed=True,
+        )
+
+    def _save(
+        self,
+        response: httpx.Response,
+        dest: Path,
+        url: str,
+        content_type: str,
+        expected_size: int | None,
+        max_bytes: int,
+    ) -> tuple[int, str]:
+        digest = hashlib.sha256()
+        size = 0
+        head = b""
+        with atomic_path(dest) as tmp, tmp.open("wb") as out:
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise FalMediaError(
+                        f"fal video {url} is larger than {max_bytes} bytes", retryable=False, billed=True
+                    )
+                if len(head) < 12:
+                    head += chunk[: 12 - len(head)]
+                digest.update(chunk)
+                out.write(chunk)
+            if expected_size is not None and size != expected_size:
+                raise FalMediaError(
+                    f"fal video {url}: got {size} bytes, fal said {expected_size}",
+                    retryable=True,
+                    billed=True,
+                )
+            if content_type == "video/mp4" and head[4:8] != b"ftyp":
+                raise FalMediaError(
+                    f"fal video {url} is labelled video/mp4 but is not an mp4 file",
+                    retryable=True,
+                    billed=True,
+                )
+        return size, digest.hexdigest()
+
+    # -- plumbing ---------------------------------------------------------------------------------------
+
+    def _auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Key {self._key.get_secret_value()}"}
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        params: Mapping[str, str] | None = None,
+        final: Callable[[httpx.Response], bool] | None = None,
+    ) -> httpx.Response:
+        """Send with retries. Returns the last response (which may still be an error once retries are spent);
+        raises FalUnavailable if the last attempt failed in transport, FalAuthError on 401/403."""
+        problem = ""
+        for attempt in range(1, self.max_attempts + 1):
+            delay: float | None = None
+            try:
+                response = self._http.request(method, url, params=params, headers=self._auth_headers())
+            except httpx.TransportError as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+                if attempt == self.max_attempts:
+                    break
+            else:
+                if response.status_code in (401, 403):
+                    raise _auth_error(response, f"fal {what}")
+                if not _is_transient(response) or (final is not None and final(response)):
+                    return response
+                if attempt == self.max_attempts:
+                    return response
+                problem = _describe(response)
+                delay = self._retry_after(response)
+            delay = self._backoff(attempt) if delay is None else delay
+            logger.info(
+                "fal %s: %s; retrying in %.2f s (attempt %d of %d)",
+                what,
+                problem,
+                delay,
+                attempt + 1,
+                self.max_attempts,
+            )
+            self._sleep(delay)
+        raise FalUnavailable(
+            f"fal {what} failed after {self.max_attempts} attempts: {problem}", retryable=True
+        )
+
+    def _backoff(self, attempt: int) -> float:
+        raw = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
+        return min(self.backoff_cap, raw * self._rng.uniform(0.5, 1.5))
+
+    def _retry_after(self, response: httpx.Response) -> float | None:
+        value = response.headers.get("retry-after")
+        if not value:
+            return None
+        try:
+            seconds = float(value)
+        except ValueError:
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                return None
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=UTC)
+            seconds = (when - datetime.now(UTC)).total_seconds()
+        return min(max(seconds, 0.0), self.max_retry_after)
+
+    def _submit_error(self, url: str, response: httpx.Response) -> FalError:
+        code = response.status_code
+        if code in (401, 403):
+            return _auth_error(response, f"fal submit to {url}")
+        detail, error_type = _explain(response)
+        if code == 422:
+            problems = _detail_list(response)
+            return FalValidationError(
+                f"fal refused the input (HTTP 422): {detail or 'no explanation given'}",
+                problems=problems,
+                detail=detail,
+            )
+        if code in (502, 504) and "x-fal-request-id" not in response.headers:
+            return SubmitOutcomeUnknown(
+                f"fal submit to {url}: the gateway answered {_describe(response)}, so the request may or may "
+                "not have reached fal's queue (and been billed). It was not retried; check the requests list "
+                "on fal's dashboard before submitting again deliberately"
+            )
+        if code == 429 or code >= 500:
+            return FalUnavailable(
+                f"fal refused the submit for now ({_describe(response)}); nothing was queued",
+                retryable=True,
+                status_code=code,
+                error_type=error_type,
+                detail=detail,
+            )
+        return FalError(
+            f"fal refused the submit (HTTP {code}): {detail or _snippet(response)}",
+            retryable=False,
+            status_code=code,
+            error_type=error_type,
+            detail=detail,
+        )
+
+    def _answer_error(self, what: str, response: httpx.Response, request_id: str) -> FalError:
+        detail, error_type = _explain(response)
+        code = response.status_code
+        if _is_transient(response):
+            return FalUnavailable(
+                f"fal {what} failed after {self.max_attempts} attempts: {_describe(response)}",
+                retryable=True,
+                request_id=request_id,
+                status_code=code,
+                error_type=error_type,
+                detail=detail,
+            )
+        hint = " (unknown request id: expired, or the wrong URL)" if code == 404 else ""
+        return FalError(
+            f"fal {what}: HTTP {code}{hint}: {detail or _snippet(response)}",
+            retryable=False,
+            request_id=request_id,
+            status_code=code,
+            error_type=error_type,
+            detail=detail,
+        )
+
+
+def _auth_error(response: httpx.Response, what: str) -> FalAuthError:
+    detail, _ = _explain(response)
+    if response.status_code == 401:
+        message = f"fal rejected the key: check FAL_KEY ({what}: HTTP 401: {detail or 'unauthorized'})"
+    else:
+        message = (
+            f"fal refused the request with HTTP 403: the fal account is locked or not allowed to use this "
+            f"model; a human has to sort it out on fal's dashboard (billing) before anything is retried. "
+            f"fal said: {detail or 'forbidden'} ({what})"
+        )
+    return FalAuthError(message, status_code=response.status_code, detail=detail)
+
+
+def _is_transient(response: httpx.Response) -> bool:
+    return response.status_code in (408, 429) or response.status_code >= 500
+
+
+def _is_request_failure(response: httpx.Response) -> bool:
+    """A 5xx on a result URL that names an error type is the request's own (final) failure, not a hiccup."""
+    if "x-fal-error-type" in response.headers:
+        return True
+    body = _json(response)
+    return isinstance(body, dict) and bool(body.get("error_type"))
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _explain(response: httpx.Response) -> tuple[str, str | None]:
+    """fal's explanation and error type from an error answer (JSON `detail`, or the first line of a page)."""
+    body = _json(response)
+    error_type = response.headers.get("x-fal-error-type")
+    if isinstance(body, dict):
+        detail = format_detail(body.get("detail", body.get("error") or body.get("message")))
+        error_type = body.get("error_type") or error_type
+        if not error_type and isinstance(body.get("detail"), list) and body["detail"]:
+            first = body["detail"][0]
+            if isinstance(first, dict) and first.get("type"):
+                error_type = str(first["type"])
+        return detail, error_type
+    return "", error_type
+
+
+def _detail_list(response: httpx.Response) -> list[dict[str, Any]]:
+    body = _json(response)
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if isinstance(detail, list):
+        return [d for d in detail if isinstance(d, dict)]
+    return [{"msg": format_detail(detail)}] if detail else []
+
+
+def _describe(response: httpx.Response) -> str:
+    detail, error_type = _explain(response)
+    text = f"HTTP {response.status_code} {response.reason_phrase}".rstrip()
+    if "x-fal-request-id" not in response.headers and "html" in response.headers.get("content-type", ""):
+        text += " (gateway error page)"
+    if detail:
+        text += f": {detail}"
+    if error_type:
+        text += f" [{error_type}]"
+    return text
+
+
+def _snippet(response: httpx.Response, limit: int = 200) -> str:
+    try:
+        text = response.text
+    except (httpx.ResponseNotRead, UnicodeDecodeError):
+        return f"HTTP {response.status_code}"
+    text = " ".join(text.split())
+    return text[:limit] + ("..." if len(text) > limit else "")

@@ -1,0 +1,220 @@
+"""Cutting a storyboard's finished clips into one reel: crossfades or cuts, loudness, chapters, encoding.
+
+One ffmpeg render (after an audio-only loudness measurement pass) decodes every clip once, conforms each
+to the first clip's frame (letterboxed if its shape differs, so nothing is cropped away), joins them with
+`xfade` + `acrossfade` (crossfade) or `concat` (cut), normalises the whole reel's loudness and encodes it
+to the deliverable spec with one mp4 chapter per shot.
+
+Crossfade timing: each transition overlaps the end of a clip with the start of the next, so the reel
+lasts sum(durations) - (n-1) * t. t is rounded to whole frames and clamped to half the shortest clip,
+so a clip is never inside two transitions at once. A chapter starts at the middle of the dissolve into
+its shot (the edit point of a centred dissolve).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from shotline.errors import MediaError
+from shotline.fsutil import atomic_path
+from shotline.media import loudness
+from shotline.media.encoding import AUDIO_RATE, BT709_TAGS, FPS, Encoding, X264Preset, metadata_args
+from shotline.media.ffmpeg import Arg, PathArg, run_ffmpeg, summarize, task_tempdir
+from shotline.media.frames import plan_fit
+from shotline.media.probe import VideoInfo, probe
+
+Transition = Literal["crossfade", "cut"]
+
+
+class Chapter(BaseModel):
+    title: str
+    start_s: float
+    end_s: float
+
+
+class ReelResult(BaseModel):
+    width: int
+    height: int
+    fps: float
+    duration_s: float
+    transition: Transition
+    transition_seconds: float  # as applied (after rounding and clamping); 0 for cuts
+    chapters: list[Chapter]
+    steps: list[dict[str, Any]]
+    encoder: dict[str, Any]
+    ffmpeg_commands: list[str]
+
+
+def _frames(info: VideoInfo) -> int:
+    return max(1, round(info.duration_s * FPS))
+
+
+def _escape_ffmetadata(text: str) -> str:
+    for ch in ("\\", "=", ";", "#", "\n"):
+        text = text.replace(ch, "\\" + ch)
+    return text
+
+
+def write_ffmetadata(chapters: list[Chapter], path: Path) -> None:
+    lines = [";FFMETADATA1"]
+    for ch in chapters:
+        lines += ["[CHAPTER]", "TIMEBASE=1/1000", f"START={round(ch.start_s * 1000)}",
+                  f"END={round(ch.end_s * 1000)}", f"title={_escape_ffmetadata(ch.title)}"]  # fmt: skip
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _clamp_transition(transition: Transition, seconds: float, frames: list[int], steps: list[dict]) -> int:
+    """The transition length in frames."""
+    if transition == "cut" or len(frames) < 2:
+        return 0
+    wanted = max(0, round(seconds * FPS))
+    limit = min(frames) // 2
+    applied = min(wanted, limit)
+    if applied != wanted:
+        steps.append({"step": "note", "transition_clamped": {"asked_s": seconds, "applied_s": applied / FPS,
+                      "reason": "at most half the shortest clip"}})  # fmt: skip
+    return applied
+
+
+def _conform(i: int, info: VideoInfo, frame: tuple[int, int], frames: int) -> tuple[str, str, dict[str, Any]]:
+    """Per-clip graphs [i:v] -> [v{i}] and audio -> [a{i}], both exactly `frames` long."""
+    width, height = info.display_size
+    fit = plan_fit(width, height, frame, "contain", info.sar)
+    d = frames / FPS
+    video = (
+        f"[{i}:v:0]setpts=PTS-STARTPTS,fps={FPS},tpad=stop_mode=clone:stop={FPS},trim=end_frame={frames},"
+        f"{fit.filters()},format=yuv420p,setpts=PTS-STARTPTS[v{i}]"
+    )
+    if info.has_audio:
+        audio = (
+            f"[{i}:a:0]asetpts=PTS-STARTPTS,aresample={AUDIO_RATE},"
+            f"aformat=sample_fmts=fltp:channel_layouts=stereo,apad=whole_dur={d},atrim=end={d}[a{i}]"
+        )
+    else:
+        audio = f"anullsrc=r={AUDIO_RATE}:cl=stereo,atrim=end={d}[a{i}]"
+    step: dict[str, Any] = {"clip": i + 1, "frames": frames, "duration_s": d, "has_audio": info.has_audio}
+    if (width, height) != frame:
+        step["conformed"] = fit.describe()
+    return video, audio, step
+
+
+def _join(frames: list[int], t_frames: int) -> tuple[str, str, list[float]]:
+    """Join graphs -> [vjoin] and [ajoin]; and the time each clip starts at in the reel."""
+    n = len(frames)
+    if n == 1:
+        return "[v0]null[vjoin]", "[a0]anull[ajoin]", [0.0]
+    if t_frames == 0:
+        starts = [sum(frames[:i]) / FPS for i in range(n)]
+        video = "".join(f"[v{i}]" for i in range(n)) + f"concat=n={n}:v=1:a=0[vjoin]"
+        audio = "".join(f"[a{i}]" for i in range(n)) + f"concat=n={n}:v=0:a=1[ajoin]"
+        return video, audio, starts
+    t = t_frames / FPS
+    video_parts, audio_parts, starts = [], [], [0.0]
+    prev, end = "0", frames[0]
+    for i in range(1, n):
+        offset = end - t_frames  # in frames: where clip i starts in the reel
+        out = "join" if i == n - 1 else f"x{i}"
+        video_parts.append(f"[v{prev}][v{i}]xfade=transition=fade:duration={t}:offset={offset / FPS}[v{out}]")
+        audio_parts.append(f"[a{prev}][a{i}]acrossfade=d={t}:c1=tri:c2=tri[a{out}]")
+        starts.append(offset / FPS)
+        prev, end = out, offset + frames[i]
+    return ";".join(video_parts), ";".join(audio_parts), starts
+
+
+def render_reel(
+    clips: list[Path],
+    out: Path,
+    scratch: Path,
+    *,
+    transition: Transition = "crossfade",
+    transition_seconds: float = 0.5,
+    loudness_lufs: float = -14.0,
+    true_peak_dbtp: float = -1.0,
+    chapters: list[str] | None = None,
+    title: str | None = None,
+    tags: dict[str, str] | None = None,
+    x264_preset: X264Preset = "medium",
+    crf: int = 20,
+) -> ReelResult:
+    """Cut `clips` (in order) into one reel at `out` (atomically). `chapters`: one title per clip."""
+    if not clips:
+        raise MediaError("a reel needs at least one clip")
+    titles = chapters if chapters is not None else [f"Shot {i + 1}" for i in range(len(clips))]
+    if len(titles) != len(clips):
+        raise MediaError(f"{len(titles)} chapter titles for {len(clips)} clips")
+    infos = [probe(c) for c in clips]
+    first_w, first_h = infos[0].display_size
+    frame = (first_w - first_w % 2, first_h - first_h % 2)
+    frames = [_frames(info) for info in infos]
+    steps: list[dict[str, Any]] = []
+    t_frames = _clamp_transition(transition, transition_seconds, frames, steps)
+    total_frames = sum(frames) - (len(clips) - 1) * t_frames
+    duration = total_frames / FPS
+
+    video_parts, audio_parts, conform_steps = [], [], []
+    for i, info in enumerate(infos):
+        video, audio, step = _conform(i, info, frame, frames[i])
+        video_parts.append(video)
+        audio_parts.append(audio)
+        conform_steps.append(step)
+    steps.append({"step": "conform", "frame": list(frame), "fps": FPS, "fit": "contain", "clips": conform_steps})
+    video_join, audio_join, starts = _join(frames, t_frames)
+    steps.append({"step": "join", "transition": transition if len(clips) > 1 else "none",
+                  "transition_seconds": t_frames / FPS, "video": "xfade=fade" if t_frames else "concat",
+                  "audio": "acrossfade (tri)" if t_frames else "concat"})  # fmt: skip
+    half = t_frames / FPS / 2
+    bounds = [0.0] + [s + half for s in starts[1:]] + [duration]
+    chapter_list = [Chapter(title=titles[i], start_s=round(bounds[i], 3), end_s=round(bounds[i + 1], 3))
+                    for i in range(len(clips))]  # fmt: skip
+    steps.append({"step": "chapters", "chapters": [c.model_dump() for c in chapter_list]})
+
+    audio_graph = ";".join([*audio_parts, audio_join])
+    video_graph = ";".join([*video_parts, video_join])
+    inputs: list[Arg] = []
+    for i, clip in enumerate(clips):
+        inputs += ["-i", PathArg(Path(clip), f"clip{i + 1}")]
+    target = loudness.LoudnessTarget(integrated_lufs=loudness_lufs, true_peak_dbtp=true_peak_dbtp)
+    encoding = Encoding(preset=x264_preset, crf=crf)
+    meta = dict(tags or {})
+    if title is not None:
+        meta["title"] = title
+    commands: list[str] = []
+    with task_tempdir(scratch, "reel") as tmp:
+        measured, cmd = loudness.measure_graph(inputs, audio_graph, "ajoin", what="reel loudness measurement")
+        commands.append(cmd)
+        norm, loud_step = loudness.normalize_filter(target, measured)
+        meta_file = tmp / "chapters.txt"
+        write_ffmetadata(chapter_list, meta_file)
+        graph = (
+            f"{video_graph};[vjoin]format=yuv420p,{BT709_TAGS}[vout];{audio_graph};[ajoin]{norm or 'anull'}[aout]"
+        )
+        with atomic_path(out) as part:
+            args: list[Arg] = [
+                "-y", "-nostats", *inputs, "-i", PathArg(meta_file, "chapters.ffmetadata"),
+                "-filter_complex", graph, "-map", "[vout]", "-map", "[aout]",
+                *encoding.video_args(), *encoding.audio_args(),
+                # Global tags come from -metadata below; the ffmetadata input carries the chapters and
+                # must be the metadata source too, or the mp4 muxer drops the chapter titles.
+                "-map_metadata", str(len(clips)), "-map_chapters", str(len(clips)), *metadata_args(meta),
+                "-f", "mp4", PathArg(part, "reel.mp4"),
+            ]  # fmt: skip
+            run = run_ffmpeg(args, what="reel render")
+            commands.append(summarize(args))
+            loudness.record_pass2(run.stderr, loud_step)
+            result = probe(part)
+    steps.append(loud_step)
+    steps.append({"step": "encode", **encoding.describe()})
+    steps.append({"step": "metadata", "tags": meta})
+    if (result.width, result.height) != frame or abs(result.duration_s - duration) > 2 / FPS:
+        raise MediaError(
+            f"reel is off spec: {result.width}x{result.height}, {result.duration_s:.3f} s "
+            f"(expected {frame[0]}x{frame[1]}, {duration:.3f} s)"
+        )
+    return ReelResult(
+        width=frame[0], height=frame[1], fps=float(FPS), duration_s=duration,
+        transition=transition, transition_seconds=t_frames / FPS, chapters=chapter_list,
+        steps=steps, encoder=encoding.describe(), ffmpeg_commands=commands,
+    )  # fmt: skip

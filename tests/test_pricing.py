@@ -1,0 +1,157 @@
+"""Money: the model's price table, how a finished clip is priced, and the daily budget shared by processes."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shotline.budget import Budget
+from shotline.errors import BudgetExceeded, GenerationError
+from shotline.pricing import (
+    billed_seconds,
+    clip_cost,
+    clip_cost_usd,
+    estimate_cost,
+    estimate_cost_usd,
+)
+from shotline.store import WorkStore
+
+# -- pricing ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("resolution", "seconds", "images", "expected"),
+    [
+        ("480p", 5, 0, "0.40"),  # the model page's own examples
+        ("720p", 5, 0, "0.70"),
+        ("480p", 5, 1, "0.41"),
+        ("720p", 6, 1, "0.85"),
+        ("720p", 15, 1, "2.11"),
+        ("480p", 1, 1, "0.09"),
+    ],
+)
+def test_estimate_matches_the_price_table(resolution: str, seconds: int, images: int, expected: str) -> None:
+    assert estimate_cost(resolution, seconds, images) == Decimal(expected)
+    assert estimate_cost_usd(resolution, seconds, images) == float(expected)
+
+
+@given(seconds=st.integers(1, 15), resolution=st.sampled_from(["480p", "720p"]), images=st.integers(0, 7))
+def test_estimates_are_exact_cents(seconds: int, resolution: str, images: int) -> None:
+    cost = estimate_cost(resolution, seconds, images)
+    per_second = {"480p": 8, "720p": 14}[resolution]
+    assert cost * 100 == per_second * seconds + images  # exact, no float drift
+    assert cost.as_tuple().exponent == -2
+
+
+def test_unknown_resolution_is_refused() -> None:
+    with pytest.raises(ValueError, match="1080p"):
+        estimate_cost("1080p", 5)
+
+
+def test_a_finished_clip_bills_the_requested_seconds_not_the_frame_count_duration() -> None:
+    # fal returns 145 frames at 24 fps = 6.041667 s for a 6 s request
+    assert billed_seconds(6, 6.041667) == 6
+    assert clip_cost_usd("720p", 6.041667, requested_duration_s=6) == 0.85
+    assert clip_cost("480p", 2.041667, requested_duration_s=2) == Decimal("0.17")
+
+
+def test_without_the_request_the_returned_duration_is_rounded_to_whole_seconds() -> None:
+    assert billed_seconds(None, 6.041667) == 6
+    assert billed_seconds(None, 5.5) == 6
+    assert billed_seconds(None, 0.2) == 1
+    assert clip_cost_usd("720p", 6.041667) == 0.85
+    with pytest.raises(ValueError):
+        billed_seconds(None, None)
+
+
+# -- budget -----------------------------------------------------------------------------------------------
+
+DAY1 = datetime(2026, 3, 1, 23, 59, tzinfo=UTC)
+DAY2 = datetime(2026, 3, 2, 0, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> WorkStore:
+    return WorkStore(tmp_path / "home")
+
+
+def test_budget_reserves_up_to_the_cap_then_refuses_with_the_numbers(store: WorkStore) -> None:
+    budget = Budget(store, 2.00, now=lambda: DAY1)
+    budget.reserve(0.85, "clip-a")
+    budget.reserve(0.85, "clip-b")
+    before = budget.path("2026-03-01").read_text()
+    with pytest.raises(BudgetExceeded) as caught:
+        budget.reserve(0.85, "clip-c", label="harbor-teaser/s03-gulls")
+    message = str(caught.value)
+    assert "SHOTLINE_BUDGET_USD=$2.00" in message and "harbor-teaser/s03-gulls" in message
+    assert "$0.85" in message and "$1.70 reserved" in message and "Nothing was submitted" in message
+    assert isinstance(caught.value, GenerationError) and not caught.value.retryable
+    assert budget.path("2026-03-01").read_text() == before  # a refusal writes nothing
+
+
+def test_settle_commits_the_actual_cost_and_release_gives_money_back(store: WorkStore) -> None:
+    budget = Budget(store, 1.00, now=lambda: DAY1)
+    first = budget.reserve(0.85, "clip-a")
+    with pytest.raises(BudgetExceeded):
+        budget.reserve(0.85, "clip-b")
+    budget.release(first)
+    second = budget.reserve(0.85, "clip-b")
+    budget.settle(second, 0.71)
+    spend = budget.spend()
+    assert (spend.committed, spend.reserved) == (Decimal("0.71"), Decimal("0"))
+    budget.settle(second, 0.71)  # settling twice (a resumed request) counts once
+    assert budget.spend().committed == Decimal("0.71")
+    data = json.loads(budget.path("2026-03-01").read_text())
+    assert data["committed"][second.id]["clip_key"] == "clip-b"
+
+
+def test_each_utc_day_has_its_own_cap_and_late_settles_land_on_the_reservation_day(store: WorkStore) -> None:
+    clock = {"now": DAY1}
+    budget = Budget(store, 1.00, now=lambda: clock["now"])
+    late = budget.reserve(0.85, "clip-a")
+    clock["now"] = DAY2
+    budget.reserve(0.85, "clip-b")  # a new day, a fresh cap
+    budget.settle(late)
+    assert budget.spend("2026-03-01").committed == Decimal("0.85")
+    assert budget.spend("2026-03-02").reserved == Decimal("0.85")
+
+
+def test_no_cap_records_spend_but_never_refuses(store: WorkStore) -> None:
+    budget = Budget(store, None, now=lambda: DAY1)
+    for i in range(20):
+        budget.settle(budget.reserve(2.11, f"clip-{i}"))
+    assert budget.spend().committed == Decimal("42.20")
+
+
+def _reserve_in_child(root: str, index: int, barrier: multiprocessing.synchronize.Barrier, out: multiprocessing.Queue) -> None:  # type: ignore[name-defined]
+    budget = Budget(WorkStore(root), 5.00, now=lambda: DAY1)
+    barrier.wait()
+    try:
+        budget.reserve(1.00, f"clip-{index}")
+        out.put(True)
+    except BudgetExceeded:
+        out.put(False)
+
+
+def test_concurrent_processes_never_overshoot_the_cap(store: WorkStore) -> None:
+    ctx = multiprocessing.get_context("fork")
+    count = 10
+    barrier = ctx.Barrier(count)
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_reserve_in_child, args=(str(store.root), i, barrier, out)) for i in range(count)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=30) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    assert results.count(True) == 5
+    spend = Budget(store, 5.00, now=lambda: DAY1).spend()
+    assert spend.reserved == Decimal("5.00")
