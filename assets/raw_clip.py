@@ -56,7 +56,6 @@ def raw_clip(
         "sha256": clip.sha256,
         "generator": result.generator,
         "preview": result.preview,
-        "model": result.model or "(none)",
         "cost_usd": clip.cost_now_usd,
         "original_cost_usd": result.cost_usd,
         "cache_hit": clip.cache_hit,
@@ -67,6 +66,8 @@ def raw_clip(
         "clip_key": request.clip_key,
         "lineage": dg.MetadataValue.json(clip.model_dump(mode="json", exclude={"path"})),
     }
+    if result.model:
+        metadata["model"] = result.model
     if result.request_id:
         metadata["fal_request_id"] = result.request_id
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(clip.sha256))

@@ -34,7 +34,7 @@ class Outcome:
 
 def _run(job_name: str, partition_key: str, instance: dg.DagsterInstance, asset: str) -> Outcome:
     start = time.monotonic()
-    result = defs.get_job_def(job_name).execute_in_process(
+    result = defs.resolve_job_def(job_name).execute_in_process(
         partition_key=partition_key, instance=instance, run_config=QUIET, raise_on_error=False
     )
     seconds = time.monotonic() - start

@@ -35,6 +35,7 @@ def clip_key(*, generator: str, model: str | None, image_sha256: str, prompt: st
 
 
 class GeneratedClip(BaseModel):
+    clip_key: str
     result: GenerationResult
     sha256: str
     path: Path
@@ -58,6 +59,7 @@ def generate_clip(request: GenerationRequest, generator: Generator, store: WorkS
         verify_clip(result, request)
         stored = store.put_file(result.video_path, ".mp4")
     clip = GeneratedClip(
+        clip_key=request.clip_key,
         result=result.model_copy(update={"video_path": stored.path}),
         sha256=stored.sha256,
         path=stored.path,

@@ -26,7 +26,7 @@ from shotline.fal.errors import (
     SubmitNotSent,
     SubmitOutcomeUnknown,
 )
-from shotline.fal.models import LogEntry, RequestHandle, SubmitPayload
+from shotline.fal.models import LogEntry, RequestHandle, SubmitPayload, SubmitResponse
 from tests.fakes.clock import FakeClock
 from tests.fakes.fal_server import DEFAULT_LOG_LINES, LOCKED_DETAIL, MODEL, FakeFal, nginx_error
 from tests.media_check import inspect_mp4
@@ -163,12 +163,17 @@ def test_both_url_forms_returned_urls_rebased_and_fallback(
     assert client.cancel(handle) is False  # already completed: nothing to cancel
 
 
-def test_base_url_with_a_path_prefix_is_kept_when_rebasing(fake_fal: FakeFal) -> None:
-    client = FalQueueClient("http://proxy.example/fal", SecretStr("k"), model=MODEL)
-    fake_fal_like = client._rebase("https://queue.fal.run/xai/grok-imagine-video/requests/r1/status?x=1")
-    assert fake_fal_like == "http://proxy.example/fal/xai/grok-imagine-video/requests/r1/status?x=1"
-    assert client.handle("r1").cancel_url == "http://proxy.example/fal/xai/grok-imagine-video/requests/r1/cancel"
-    client.close()
+def test_base_url_with_a_path_prefix_is_kept_when_rebasing() -> None:
+    with FalQueueClient("http://proxy.example/fal", SecretStr("k"), model=MODEL) as client:
+        root = "https://queue.fal.run/xai/grok-imagine-video/requests/r1"
+        handle = client.handle_for(
+            SubmitResponse(
+                request_id="r1", status_url=f"{root}/status?x=1", response_url=root, cancel_url=None
+            )
+        )
+        assert handle.status_url == "http://proxy.example/fal/xai/grok-imagine-video/requests/r1/status?x=1"
+        assert handle.response_url == "http://proxy.example/fal/xai/grok-imagine-video/requests/r1"
+        assert handle.cancel_url == "http://proxy.example/fal/xai/grok-imagine-video/requests/r1/cancel"
 
 
 def test_the_fake_accepts_logs_spellings_trailing_slashes_and_both_path_forms(fake_fal: FakeFal) -> None:
@@ -198,7 +203,9 @@ def test_status_stream_sends_events_until_completed(fake_fal: FakeFal) -> None:
     handle = client.handle_for(client.submit(payload()))
     client.close()
     headers = {"Authorization": f"Key {fake_fal.key}"}
-    with httpx.stream("GET", handle.status_url + "/stream", params={"logs": "1"}, headers=headers) as response:
+    with httpx.stream(
+        "GET", handle.status_url + "/stream", params={"logs": "1"}, headers=headers
+    ) as response:
         assert response.headers["content-type"] == "text/event-stream"
         events = [line for line in response.iter_lines() if line.startswith("data: ")]
     assert '"IN_QUEUE"' in events[0] and '"COMPLETED"' in events[-1]
@@ -249,7 +256,9 @@ def test_403_locked_account_is_fatal_and_quotes_fal(fake_fal: FakeFal, make_clie
         ({"image_url": "https://e/x.png", "resolution": "4k"}, ["prompt: Field required (missing)", "enum"]),
     ],
 )
-def test_422_carries_fals_explanation(make_client: ClientFactory, body: dict[str, Any], expected: list[str]) -> None:
+def test_422_carries_fals_explanation(
+    make_client: ClientFactory, body: dict[str, Any], expected: list[str]
+) -> None:
     with pytest.raises(FalValidationError) as caught:
         make_client().submit(body)
     for needle in expected:
@@ -266,7 +275,7 @@ def test_nginx_502_and_503_storm_on_status_is_ridden_out_with_one_submit(
 ) -> None:
     fake_fal.fail_next("status", **nginx_error(502), times=2)
     fake_fal.fail_next("status", **nginx_error(503), times=2)
-    handle, lines = run_to_completion(make_client(max_attempts=6))
+    _, lines = run_to_completion(make_client(max_attempts=6))
     assert len(fake_fal.submits) == 1
     assert lines == list(DEFAULT_LOG_LINES)
     polls = fake_fal.queue_polls + fake_fal.progress_polls + 1
@@ -339,13 +348,17 @@ def test_media_failing_once_is_downloaded_on_the_second_try(
     video = client.result(handle).video
     fake_fal.fail_next("media", **nginx_error(503))
     fake_fal.fail_next("media", action="drop")
-    fake_fal.fail_next("media", status=200, body="<html>captive portal</html>", headers={"Content-Type": "text/html"})
+    fake_fal.fail_next(
+        "media", status=200, body="<html>captive portal</html>", headers={"Content-Type": "text/html"}
+    )
     size, _ = client.download(video.url, tmp_path / "v.mp4")
     assert size == (tmp_path / "v.mp4").stat().st_size > 0
     assert len(fake_fal.seen("media")) == 4
 
 
-def test_expired_media_is_a_final_media_error(fake_fal: FakeFal, make_client: ClientFactory, tmp_path: Path) -> None:
+def test_expired_media_is_a_final_media_error(
+    fake_fal: FakeFal, make_client: ClientFactory, tmp_path: Path
+) -> None:
     client = make_client()
     with pytest.raises(FalMediaError) as caught:
         client.download(f"{fake_fal.url}/media/unknown/x.mp4", tmp_path / "v.mp4")
@@ -353,7 +366,9 @@ def test_expired_media_is_a_final_media_error(fake_fal: FakeFal, make_client: Cl
     assert not (tmp_path / "v.mp4").exists() and not list(tmp_path.iterdir())
 
 
-def test_download_checks_the_size_fal_announced(fake_fal: FakeFal, make_client: ClientFactory, tmp_path: Path) -> None:
+def test_download_checks_the_size_fal_announced(
+    fake_fal: FakeFal, make_client: ClientFactory, tmp_path: Path
+) -> None:
     fake_fal.include_file_size = True
     client = make_client()
     handle, _ = run_to_completion(client)
@@ -391,8 +406,14 @@ def test_submit_read_timeout_is_outcome_unknown(fake_fal: FakeFal, make_client: 
     ("fault", "error"),
     [
         (nginx_error(502), SubmitOutcomeUnknown),  # the gateway may have forwarded it
-        ({"status": 503, "body": {"detail": "Service unavailable", "error_type": "internal_error"},
-          "headers": {"x-fal-request-id": "r"}}, FalUnavailable),  # fal itself said no
+        (
+            {
+                "status": 503,
+                "body": {"detail": "Service unavailable", "error_type": "internal_error"},
+                "headers": {"x-fal-request-id": "r"},
+            },
+            FalUnavailable,
+        ),  # fal itself said no
         ({"status": 429, "body": {"detail": "Queue is full"}}, FalUnavailable),
     ],
 )

@@ -7,6 +7,7 @@ import multiprocessing
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -130,7 +131,7 @@ def test_no_cap_records_spend_but_never_refuses(store: WorkStore) -> None:
     assert budget.spend().committed == Decimal("42.20")
 
 
-def _reserve_in_child(root: str, index: int, barrier: multiprocessing.synchronize.Barrier, out: multiprocessing.Queue) -> None:  # type: ignore[name-defined]
+def _reserve_in_child(root: str, index: int, barrier: Any, out: Any) -> None:
     budget = Budget(WorkStore(root), 5.00, now=lambda: DAY1)
     barrier.wait()
     try:
@@ -145,7 +146,9 @@ def test_concurrent_processes_never_overshoot_the_cap(store: WorkStore) -> None:
     count = 10
     barrier = ctx.Barrier(count)
     out = ctx.Queue()
-    procs = [ctx.Process(target=_reserve_in_child, args=(str(store.root), i, barrier, out)) for i in range(count)]
+    procs = [
+        ctx.Process(target=_reserve_in_child, args=(str(store.root), i, barrier, out)) for i in range(count)
+    ]
     for p in procs:
         p.start()
     results = [out.get(timeout=30) for _ in procs]

@@ -274,10 +274,12 @@ class FalQueueClient:
                 request_id=handle.request_id,
             ) from exc
 
-    def cancel(self, handle: RequestHandle) -> bool:
-        """Ask fal to cancel. True if accepted; False if there was nothing to cancel (done or unknown)."""
+    def cancel(self, handle: RequestHandle, *, attempts: int | None = None) -> bool:
+        """Ask fal to cancel. True if accepted; False if there was nothing to cancel (done or unknown).
+
+        `attempts` bounds the retries below `max_attempts`, for a quick best-effort cancel on the way out."""
         what = f"cancel of request {handle.request_id}"
-        response = self._request("PUT", handle.cancel_url, what=what)
+        response = self._request("PUT", handle.cancel_url, what=what, attempts=attempts)
         if response.is_success:
             return True
         if response.status_code in (400, 404):
@@ -421,24 +423,26 @@ class FalQueueClient:
         what: str,
         params: Mapping[str, str] | None = None,
         final: Callable[[httpx.Response], bool] | None = None,
+        attempts: int | None = None,
     ) -> httpx.Response:
         """Send with retries. Returns the last response (which may still be an error once retries are spent);
         raises FalUnavailable if the last attempt failed in transport, FalAuthError on 401/403."""
         problem = ""
-        for attempt in range(1, self.max_attempts + 1):
+        max_attempts = min(attempts or self.max_attempts, self.max_attempts)
+        for attempt in range(1, max_attempts + 1):
             delay: float | None = None
             try:
                 response = self._http.request(method, url, params=params, headers=self._auth_headers())
             except httpx.TransportError as exc:
                 problem = f"{type(exc).__name__}: {exc}"
-                if attempt == self.max_attempts:
+                if attempt == max_attempts:
                     break
             else:
                 if response.status_code in (401, 403):
                     raise _auth_error(response, f"fal {what}")
                 if not _is_transient(response) or (final is not None and final(response)):
                     return response
-                if attempt == self.max_attempts:
+                if attempt == max_attempts:
                     return response
                 problem = _describe(response)
                 delay = self._retry_after(response)
@@ -449,12 +453,10 @@ class FalQueueClient:
                 problem,
                 delay,
                 attempt + 1,
-                self.max_attempts,
+                max_attempts,
             )
             self._sleep(delay)
-        raise FalUnavailable(
-            f"fal {what} failed after {self.max_attempts} attempts: {problem}", retryable=True
-        )
+        raise FalUnavailable(f"fal {what} failed after {max_attempts} attempts: {problem}", retryable=True)
 
     def _backoff(self, attempt: int) -> float:
         raw = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))

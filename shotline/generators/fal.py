@@ -51,6 +51,7 @@ from shotline.store import WorkStore
 
 DEFAULT_DEADLINE_S = 30 * 60.0
 _LARGE_DATA_URI_BYTES = 4 << 20
+_CANCEL_ATTEMPTS = 2  # on the way out (deadline, interrupt): best effort, and quick
 
 
 def _utc_now() -> datetime:
@@ -110,9 +111,9 @@ class FalGenerator:
     # -- the Generator interface --------------------------------------------------------------------------
 
     def generate(self, request: GenerationRequest, workdir: Path, log: LogFn) -> GenerationResult:
-        started = self._clock()
         workdir.mkdir(parents=True, exist_ok=True)
         with self.ledger.lock(request.clip_key, on_wait=log):
+            started = self._clock()  # the deadline runs from here, not from the wait for another worker
             entry = self.ledger.get(request.clip_key)
             if entry is not None and entry.state == LedgerState.COMPLETED:
                 reused = self._reuse(entry, workdir, log)
@@ -269,10 +270,17 @@ class FalGenerator:
                     on_log=lambda line: log(f"fal {rid}: {line.message}"),
                 )
             except FalDeadlineExceeded as exc:
-                self._cancel(
-                    client, entry, seen, f"the per-clip deadline of {self.deadline_s:g} s passed", log
-                )
-                _add_context(exc, f"{_where(request)}: {exc}; cancelled it on fal")
+                reason = f"the per-clip deadline of {self.deadline_s:g} s passed"
+                billed = self._cancel(client, entry, seen, reason, log)
+                if billed is None:
+                    _add_context(exc, f"{_where(request)}: {exc}; not cancelled, a rerun resumes it")
+                else:
+                    # cancelled while running, it may be billed: no automatic retry pays for it again
+                    exc.retryable, exc.billed = not billed, billed
+                    _add_context(exc, f"{_where(request)}: {exc}; cancelled it on fal")
+                raise
+            except GenerationError as exc:  # the request itself may be fine: the ledger stays `submitted`
+                _add_context(exc, f"{_where(request)}: {exc}")
                 raise
             if final.failed:
                 self._fail_from_status(client, entry, final, request)
@@ -375,19 +383,21 @@ class FalGenerator:
 
     def _cancel(
         self, client: FalQueueClient, entry: LedgerEntry, seen: _Progress, reason: str, log: LogFn
-    ) -> None:
-        """Cancel on fal. Only a cancel fal accepted marks the ledger `cancelled`; otherwise the request may
-        still finish, so the ledger stays `submitted` and a later run picks it up instead of paying again."""
+    ) -> bool | None:
+        """Cancel on fal; return whether the cancelled request may be billed, or None if it was not cancelled.
+
+        Only a cancel fal accepted marks the ledger `cancelled`; otherwise the request may still finish, so
+        the ledger stays `submitted` and a later run picks it up instead of paying again."""
         handle = entry.handle
         assert handle is not None
         try:
-            accepted = client.cancel(handle)
+            accepted = client.cancel(handle, attempts=_CANCEL_ATTEMPTS)
         except Exception as exc:
             log(f"fal {handle.request_id}: cancel failed ({exc}); a later run will resume this request")
-            return
+            return None
         if not accepted:
             log(f"fal {handle.request_id}: nothing to cancel (already finished); a later run will fetch it")
-            return
+            return None
         # fal does not bill queue time; whether a cancelled running request is billed is not documented
         billed = seen.started_running
         entry = self.ledger.mark_cancelled(entry, reason=reason, billed=billed)
@@ -396,6 +406,7 @@ class FalGenerator:
         else:
             self._release_entry(entry)
         log(f"fal {handle.request_id}: cancelled ({reason})")
+        return billed
 
     # -- bookkeeping ----------------------------------------------------------------------------------------
 

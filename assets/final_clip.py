@@ -1,0 +1,49 @@
+"""final_clip: post-process the raw clip into the shot's deliverable, with its thumbnail."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from assets.failures import dagster_failures
+from assets.partitions import shots
+from assets.resources import WorkspaceResource
+from assets.upstream import upstream_metadata
+from shotline.finishing import finish_clip, finish_spec_for
+
+CODE_VERSION = "1"
+
+
+@dg.asset(
+    partitions_def=shots,
+    code_version=CODE_VERSION,
+    group_name="clips",
+    kinds={"ffmpeg", "moviepy"},
+    deps=["raw_clip"],
+    description="The deliverable: the storyboard's frame, fit, trim, fades, caption, loudness and encoding.",
+)
+def final_clip(context: dg.AssetExecutionContext, workspace: WorkspaceResource) -> dg.MaterializeResult:
+    with dagster_failures():
+        storyboard, shot = workspace.shot(context.partition_key)
+        store = workspace.store()
+        raw = upstream_metadata(context, "raw_clip")
+        raw_file = store.get(raw["sha256"], ".mp4")
+        if raw_file is None:
+            raise dg.Failure(f"raw clip {raw['sha256'][:12]} is gone from the working store: rematerialize raw_clip",
+                             allow_retries=False)
+        spec = finish_spec_for(storyboard, shot, generator=raw["generator"], model=raw.get("model"),
+                               request_id=raw.get("fal_request_id"))
+        done = finish_clip(Path(raw_file.path), raw["sha256"], spec, store, context.partition_key)
+    return dg.MaterializeResult(
+        metadata={
+            "uri": done.path.resolve().as_uri(),
+            "sha256": done.sha256,
+            "thumbnail_uri": done.thumbnail_path.resolve().as_uri(),
+            "width": done.render.width,
+            "height": done.render.height,
+            "duration_s": done.render.duration_s,
+            "cache_hit": done.cache_hit,
+            "steps": dg.MetadataValue.json(done.render.steps),
+            "lineage": dg.MetadataValue.json(done.model_dump(mode="json", exclude={"path", "thumbnail_path"})),
+        },
+        data_version=dg.DataVersion(done.sha256),
+    )

@@ -1,0 +1,55 @@
+"""published_clip: upload the deliverable, its thumbnail and its lineage manifest; latest.json last."""
+
+import dagster as dg
+
+from assets import clip_prompt, final_clip, raw_clip, source_image
+from assets.failures import dagster_failures
+from assets.partitions import shots
+from assets.resources import PublisherResource, WorkspaceResource
+from assets.upstream import upstream_metadata
+from shotline.lineage import clip_manifest
+
+CODE_VERSION = "1"
+CHAIN = {"source_image": source_image, "clip_prompt": clip_prompt, "raw_clip": raw_clip, "final_clip": final_clip}
+
+
+@dg.asset(
+    partitions_def=shots,
+    code_version=CODE_VERSION,
+    group_name="clips",
+    kinds={"s3"},
+    deps=["final_clip"],
+    description="The published clip, thumbnail and lineage manifest, content-addressed, with latest.json.",
+)
+def published_clip(
+    context: dg.AssetExecutionContext, workspace: WorkspaceResource, publisher: PublisherResource
+) -> dg.MaterializeResult:
+    with dagster_failures():
+        storyboard, shot = workspace.shot(context.partition_key)
+        upstream = {name: upstream_metadata(context, name) for name in CHAIN}
+        final = upstream["final_clip"]
+        store = workspace.store()
+        video, thumb = store.get(final["sha256"], ".mp4"), store.get(final["lineage"]["thumbnail_sha256"], ".jpg")
+        if video is None or thumb is None:
+            raise dg.Failure("the final clip is gone from the working store: rematerialize final_clip",
+                             allow_retries=False)
+        code_versions = {name: module.CODE_VERSION for name, module in CHAIN.items()} | {"published_clip": CODE_VERSION}
+        published = publisher.publisher().publish_clip(
+            storyboard.id, shot.id, video.path, thumb.path,
+            lambda media: clip_manifest(
+                storyboard, shot,
+                image=upstream["source_image"]["lineage"],
+                prompt=upstream["clip_prompt"]["lineage"],
+                generation=upstream["raw_clip"]["lineage"],
+                finishing=final["lineage"],
+                published=media.manifest_section(),
+                run_id=context.run_id,
+                code_versions=code_versions,
+                upstream_data_versions={name: md["sha256"] for name, md in upstream.items()},
+            ),
+            generator=upstream["raw_clip"]["generator"],
+        )
+    metadata: dict[str, object] = {k: v for k, v in published.metadata().items() if v is not None}
+    if published.url:
+        metadata["url"] = dg.MetadataValue.url(published.url)
+    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(published.sha256))
