@@ -43,7 +43,7 @@ def published_clip(
                 generation=upstream["raw_clip"]["lineage"],
                 finishing=final["lineage"],
                 published=media.manifest_section(),
-                run_id=context.run_id,
+                run_id=context.run.run_id,
                 code_versions=code_versions,
                 upstream_data_versions={name: md["sha256"] for name, md in upstream.items()},
             ),

@@ -49,7 +49,7 @@ def storyboard_reel(
         published = publisher.publisher().publish_reel(
             storyboard.id, reel.path,
             lambda media: reel_manifest(storyboard, clips=entries, reel=reel.model_dump(mode="json"),
-                                        published=media.manifest_section(), run_id=context.run_id,
+                                        published=media.manifest_section(), run_id=context.run.run_id,
                                         code_version=CODE_VERSION),
             thumbnail=reel.thumbnail_path,
         )

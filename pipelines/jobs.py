@@ -3,14 +3,11 @@ I/O-bound or call ffmpeg, and a process per step would add seconds to every shot
 
 import dagster as dg
 
-from assets.partitions import shots, storyboards
-
 CLIP_ASSETS = ["source_image", "clip_prompt", "raw_clip", "final_clip", "published_clip"]
 
 clip_job = dg.define_asset_job(
     "clip_job",
     selection=dg.AssetSelection.assets(*CLIP_ASSETS),
-    partitions_def=shots,
     executor_def=dg.in_process_executor,
     description="Source, prompt, generate, post-process and publish one shot.",
 )
@@ -18,7 +15,6 @@ clip_job = dg.define_asset_job(
 reel_job = dg.define_asset_job(
     "reel_job",
     selection=dg.AssetSelection.assets("storyboard_reel"),
-    partitions_def=storyboards,
     executor_def=dg.in_process_executor,
     description="Cut a storyboard's final clips into its reel and publish it.",
 )

@@ -17,7 +17,7 @@ Audio = Literal["speech", "loud", "mono", "tone"] | None
 _AUDIO = {
     "speech": "anoisesrc=color=pink:seed=7:amplitude=0.08:r=48000,"
     "volume='0.55+0.45*sin(2*PI*0.9*t)':eval=frame,aformat=channel_layouts=stereo",
-    "loud": "anoisesrc=color=white:seed=3:amplitude=0.9:r=48000,aformat=channel_layouts=stereo",
+    "loud": "anoisesrc=color=pink:seed=3:amplitude=0.9:r=48000,aformat=channel_layouts=stereo",
     "mono": "anoisesrc=color=pink:seed=5:amplitude=0.1:r=44100,aformat=channel_layouts=mono",
     "tone": "aevalsrc=exprs='0.5*sin(2*PI*997*t)|0.5*sin(2*PI*997*t)':s=48000",
 }

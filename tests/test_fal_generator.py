@@ -452,11 +452,22 @@ def test_a_result_that_keeps_failing_in_transit_leaves_the_request_to_resume(
 # -- cancelling ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("queue_polls", "progress_polls", "billed"),
+    [(1000, 0, False), (0, 1000, True)],
+    ids=["while-queued", "while-running"],
+)
 def test_deadline_cancels_on_fal(
-    fake_fal: FakeFal, store: WorkStore, make_generator: GeneratorFactory, tmp_path: Path
+    fake_fal: FakeFal,
+    store: WorkStore,
+    make_generator: GeneratorFactory,
+    tmp_path: Path,
+    queue_polls: int,
+    progress_polls: int,
+    billed: bool,
 ) -> None:
     budget = Budget(store, 5.0)
-    fake_fal.queue_polls = 1000
+    fake_fal.queue_polls, fake_fal.progress_polls = queue_polls, progress_polls
     request = make_request(tmp_path)
     with pytest.raises(FalDeadlineExceeded) as caught:
         make_generator(budget=budget, deadline_s=20).generate(request, tmp_path / "work", Log())
@@ -465,8 +476,39 @@ def test_deadline_cancels_on_fal(
     assert cancel.method == "PUT" and cancel.path.endswith(f"/requests/{caught.value.request_id}/cancel")
     assert fake_fal.job(caught.value.request_id).cancelled  # type: ignore[arg-type]
     entry = RequestLedger(store).get(request.clip_key)
-    assert entry is not None and entry.state == LedgerState.CANCELLED and entry.billed is False
-    assert budget.spend().total == 0  # cancelled while queued: fal bills no queue time
+    assert entry is not None and entry.state == LedgerState.CANCELLED and entry.billed is billed
+    # fal bills no queue time; a request cancelled while running may be billed, so it is not retried blindly
+    assert caught.value.retryable is not billed and caught.value.billed is billed
+    assert budget.spend().committed == (Decimal("0.17") if billed else Decimal(0))
+    assert budget.spend().reserved == 0
+
+
+def test_a_cancel_that_does_not_get_through_leaves_the_request_to_resume(
+    fake_fal: FakeFal, store: WorkStore, make_generator: GeneratorFactory, tmp_path: Path
+) -> None:
+    fake_fal.queue_polls = 1000
+    fake_fal.fail_next("cancel", **nginx_error(502), times=5)
+    request = make_request(tmp_path)
+    with pytest.raises(FalDeadlineExceeded) as caught:
+        make_generator(deadline_s=20).generate(request, tmp_path / "work", Log())
+    assert caught.value.retryable and "a rerun resumes it" in str(caught.value)
+    assert len(fake_fal.cancels) == 2  # best effort, bounded
+    assert ledger_state(store, request) == LedgerState.SUBMITTED
+
+    fake_fal.job(caught.value.request_id).queue_polls = 0  # type: ignore[arg-type]  # fal gets to it
+    result = make_generator().generate(request, tmp_path / "work", Log())
+    assert result.request_id == caught.value.request_id and len(fake_fal.submits) == 1
+
+
+def test_an_account_locked_mid_run_names_the_shot_and_keeps_the_request(
+    fake_fal: FakeFal, store: WorkStore, make_generator: GeneratorFactory, tmp_path: Path
+) -> None:
+    request = make_request(tmp_path)
+    fake_fal.fail_next("status", status=403, body={"detail": LOCKED_DETAIL})
+    with pytest.raises(FalAuthError) as caught:
+        make_generator().generate(request, tmp_path / "work", Log())
+    assert SHOT in str(caught.value) and "Exhausted balance" in str(caught.value)
+    assert ledger_state(store, request) == LedgerState.SUBMITTED and len(fake_fal.seen("status")) == 1
 
 
 @pytest.mark.parametrize("interrupt", [KeyboardInterrupt, OrchestratorInterrupt])

@@ -26,7 +26,7 @@ def src(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "landscape": make_clip(d / "landscape.mp4", size=(640, 360), duration=2.0),
         "square": make_clip(d / "square.mp4", size=(400, 400), duration=1.0),
         "silent": make_clip(d / "silent.mp4", size=(640, 360), duration=1.0, audio=None),
-        "loud_mono": make_clip(d / "loud.mp4", size=(320, 240), duration=1.5, audio="loud"),
+        "loud": make_clip(d / "loud.mp4", size=(320, 240), duration=1.5, audio="loud"),
         "mono": make_clip(d / "mono.mp4", size=(320, 240), duration=1.5, audio="mono"),
         "grey": make_clip(d / "grey.mp4", size=(854, 480), duration=1.0, video="color=c=0x606060"),
     }
@@ -73,6 +73,9 @@ def test_deliverable_encoding_audio_loudness_faststart(src, tmp_path: Path) -> N
     assert (info.audio_codec, info.audio_profile, info.audio_rate, info.audio_channels) == ("aac", "LC", 48000, 2)
     assert faststart_ok(out)
     assert decode_check(out).video_frames == 48
+    # This source is quiet and peaky: the gain alone would break the ceiling, so the limiter path is used.
+    step = next(s for s in result.steps if s["step"] == "loudness")
+    assert step["mode"].startswith("linear gain + true-peak limiter")
     integrated, peak = measure_loudness(out)
     assert integrated == pytest.approx(-14, abs=1.0)
     assert peak <= -1.0
@@ -87,9 +90,12 @@ def test_deliverable_encoding_audio_loudness_faststart(src, tmp_path: Path) -> N
 
 
 def test_loud_input_is_brought_down_within_the_peak_ceiling(src, tmp_path: Path) -> None:
-    _, out = _render(src["loud_mono"], tmp_path, resolution="480p", loudness_lufs=-16)
+    result, out = _render(src["loud"], tmp_path, resolution="480p", loudness_lufs=-20)
+    step = next(s for s in result.steps if s["step"] == "loudness")
+    assert step["mode"] == "linear (loudnorm)" and step["gain_db"] < 0
+    assert step["loudnorm_reported"]["normalization_type"] == "linear"
     integrated, peak = measure_loudness(out)
-    assert integrated == pytest.approx(-16, abs=1.0)
+    assert integrated == pytest.approx(-20, abs=1.0)
     assert peak <= -1.0
 
 

@@ -1,9 +1,12 @@
-"""Two-pass EBU R128 normalisation with ffmpeg's loudnorm: measure the finished audio, then apply it linearly.
+"""Two-pass EBU R128 normalisation: measure the finished audio with loudnorm, then apply a linear gain.
 
 Pass 1 runs the same audio graph as the render, ending in `loudnorm=print_format=json`, and reads what it
-measured. Pass 2 (inside the render) passes those measurements back with `linear=true`, which turns
-loudnorm into a plain gain whenever the true-peak ceiling allows; otherwise loudnorm falls back to its
-dynamic mode (a true-peak limiter), and the step record says so.
+measured. Pass 2 (inside the render) passes those measurements back to loudnorm with `linear=true`, a
+plain gain, whenever the gain keeps the true peak under the ceiling. When it would not (quiet, peaky
+sound), loudnorm does not do what we want: ffmpeg 9 either switches to its dynamic mode (gain that moves
+over time) or, for inputs under 3 s, lowers the gain and misses the target. So that case applies the same
+linear gain with `volume` and catches the few peaks with a limiter running at 4x the sample rate (a
+true-peak approximation, as BS.1770 measures it). The step record says which path was taken.
 """
 
 from __future__ import annotations
@@ -104,14 +107,22 @@ def normalize_filter(target: LoudnessTarget, m: LoudnormMeasurement) -> tuple[st
         return "", step
     gain = target.integrated_lufs - m.input_i
     tp = target.loudnorm_tp
+    step["gain_db"] = round(gain, 2)
     # loudnorm goes linear only if the measured LRA fits the LRA target, so the target is raised to the
     # measured LRA: the aim is level, not dynamics. It also reads measured_LRA=0 as "not measured" and
     # refuses linear mode, so a steady signal (LRA 0.0) is passed as 0.01.
     measured_lra = max(m.input_lra, 0.01)
     lra = min(max(DEFAULT_LRA, measured_lra), 50.0)
-    linear = m.input_tp + gain <= tp and measured_lra <= lra
-    step["mode"] = "linear" if linear else "dynamic (true-peak limiting: linear gain would exceed the ceiling)"
-    step["gain_db"] = round(gain, 2)
+    if m.input_tp + gain > tp or measured_lra > lra:
+        limit = 10 ** (tp / 20)
+        chain = (
+            f"volume={gain:.2f}dB,aresample={4 * AUDIO_RATE},"
+            f"alimiter=limit={limit:.4f}:attack=5:release=50:level=disabled:latency=1,aresample={AUDIO_RATE}"
+        )
+        step["mode"] = "linear gain + true-peak limiter (the gain alone would exceed the ceiling)"
+        step["filter"] = chain
+        return chain, step
+    step["mode"] = "linear (loudnorm)"
     chain = (
         f"loudnorm=I={target.integrated_lufs}:TP={tp}:LRA={lra}"
         f":measured_I={min(m.input_i, 0.0)}:measured_TP={m.input_tp}:measured_LRA={measured_lra}"
@@ -124,7 +135,7 @@ def normalize_filter(target: LoudnessTarget, m: LoudnormMeasurement) -> tuple[st
 
 def record_pass2(stderr: str, step: dict[str, object]) -> None:
     """Add what loudnorm reported in the render (its mode and output estimate) to the step record."""
-    if step.get("mode", "").startswith("skipped"):  # type: ignore[union-attr]
+    if step.get("mode") != "linear (loudnorm)":
         return
     raw = parse_loudnorm_json(stderr)
     step["loudnorm_reported"] = {
