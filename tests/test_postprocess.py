@@ -43,9 +43,12 @@ def _render(src: Path, tmp_path: Path, **spec: object):
 @pytest.mark.parametrize(
     ("fmt", "frame"), [("landscape", (854, 480)), ("portrait", (480, 854)), ("square", (480, 480))]
 )
-def test_frame_size_per_format_and_fit(src, tmp_path: Path, fmt: str, frame: tuple[int, int], fit: str) -> None:
-    result, out = _render(src["landscape"], tmp_path, format=fmt, resolution="480p", fit=fit,
-                          trim=(0.0, 0.5), fade=0)  # fmt: skip
+def test_frame_size_per_format_and_fit(
+    src, tmp_path: Path, fmt: str, frame: tuple[int, int], fit: str
+) -> None:
+    result, out = _render(
+        src["landscape"], tmp_path, format=fmt, resolution="480p", fit=fit, trim=(0.0, 0.5), fade=0
+    )
     info = probe(out)
     assert (info.width, info.height) == frame == (result.width, result.height)
     if fit == "contain" and fmt != "landscape":
@@ -55,22 +58,37 @@ def test_frame_size_per_format_and_fit(src, tmp_path: Path, fmt: str, frame: tup
 
 
 def test_720p_and_explicit_size(src, tmp_path: Path) -> None:
-    result, out = _render(src["square"], tmp_path, format="portrait", resolution="720p", fade=0, trim=(0, 0.25))
+    result, out = _render(
+        src["square"], tmp_path, format="portrait", resolution="720p", fade=0, trim=(0, 0.25)
+    )
     assert (probe(out).width, probe(out).height) == (720, 1280)
-    result, out = _render(src["square"], tmp_path, width=640, height=360, fit="contain", fade=0, trim=(0, 0.25))
+    _, out = _render(src["square"], tmp_path, width=640, height=360, fit="contain", fade=0, trim=(0, 0.25))
     assert (probe(out).width, probe(out).height) == (640, 360)
 
 
 def test_deliverable_encoding_audio_loudness_faststart(src, tmp_path: Path) -> None:
-    result, out = _render(src["landscape"], tmp_path, resolution="480p", title="Dawn",
-                          tags={"storyboard_id": "harbor", "shot_id": "s01"})  # fmt: skip
+    result, out = _render(
+        src["landscape"],
+        tmp_path,
+        resolution="480p",
+        title="Dawn",
+        tags={"storyboard_id": "harbor", "shot_id": "s01"},
+    )
     info = probe(out)
     assert (info.video_codec, info.profile, info.pix_fmt) == ("h264", "High", "yuv420p")
     assert (info.color_space, info.color_primaries, info.color_transfer, info.color_range) == (
-        "bt709", "bt709", "bt709", "tv",
-    )  # fmt: skip
+        "bt709",
+        "bt709",
+        "bt709",
+        "tv",
+    )
     assert info.fps == 24
-    assert (info.audio_codec, info.audio_profile, info.audio_rate, info.audio_channels) == ("aac", "LC", 48000, 2)
+    assert (info.audio_codec, info.audio_profile, info.audio_rate, info.audio_channels) == (
+        "aac",
+        "LC",
+        48000,
+        2,
+    )
     assert faststart_ok(out)
     assert decode_check(out).video_frames == 48
     # This source is quiet and peaky: the gain alone would break the ceiling, so the limiter path is used.
@@ -82,7 +100,9 @@ def test_deliverable_encoding_audio_loudness_faststart(src, tmp_path: Path) -> N
     assert info.tags["title"] == "Dawn" and info.tags["shot_id"] == "s01"
     # Lineage: every step, no path of this machine anywhere.
     names = [s["step"] for s in result.steps]
-    assert {"source", "conform_rate", "colour", "fit", "fade", "audio_conform", "loudness", "encode"} <= set(names)
+    assert {"source", "conform_rate", "colour", "fit", "fade", "audio_conform", "loudness", "encode"} <= set(
+        names
+    )
     assert result.encoder["video"]["preset"] == FAST
     dumped = json.dumps(result.model_dump())
     assert str(tmp_path) not in dumped and "/tmp" not in dumped
@@ -129,9 +149,13 @@ def test_fade_longer_than_half_the_clip_is_clamped(src, tmp_path: Path) -> None:
 
 
 def test_long_caption_is_wrapped_inside_the_title_safe_area(src, tmp_path: Path) -> None:
-    caption = ("The fishing boats come home at dawn while gulls argue over the nets, jumping quays, "
-               "piers and yards; everyone agrees the light is gorgeous")  # fmt: skip
-    result, out = _render(src["grey"], tmp_path, format="portrait", resolution="480p", fade=0, caption=caption)
+    caption = (
+        "The fishing boats come home at dawn while gulls argue over the nets, jumping quays, "
+        "piers and yards; everyone agrees the light is gorgeous"
+    )
+    result, out = _render(
+        src["grey"], tmp_path, format="portrait", resolution="480p", fade=0, caption=caption
+    )
     assert result.has_caption
     layout = next(s for s in result.steps if s["step"] == "caption")
     assert len(layout["lines"]) > 1 and not layout["truncated"]
@@ -194,9 +218,16 @@ def test_thumbnail_is_a_middle_frame_not_black(src, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [{"width": 640}, {"width": 641, "height": 360}, {"trim": (2.0, 1.0)}, {"fade": -1},
-     {"tags": {"bad key": "x"}}, {"x264_preset": "ultrafast"}, {"loudness_lufs": 0}],
-)  # fmt: skip
+    [
+        {"width": 640},
+        {"width": 641, "height": 360},
+        {"trim": (2.0, 1.0)},
+        {"fade": -1},
+        {"tags": {"bad key": "x"}},
+        {"x264_preset": "ultrafast"},
+        {"loudness_lufs": 0},
+    ],
+)
 def test_spec_validation(bad: dict) -> None:
     with pytest.raises(ValidationError):
         FinishSpec(**bad)

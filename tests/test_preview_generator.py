@@ -27,10 +27,17 @@ def _still(path: Path, size: tuple[int, int]) -> Path:
 
 def _request(image: Path, size: tuple[int, int], *, key: str, duration: int, resolution: str = "480p"):
     return GenerationRequest(
-        storyboard_id="harbor", shot_id="s01-boats", clip_key=key, prompt="slow dolly-in on boats",
-        image_path=image, image_sha256="0" * 64, image_width=size[0], image_height=size[1],
-        duration=duration, resolution=resolution,
-    )  # fmt: skip
+        storyboard_id="harbor",
+        shot_id="s01-boats",
+        clip_key=key,
+        prompt="slow dolly-in on boats",
+        image_path=image,
+        image_sha256="0" * 64,
+        image_width=size[0],
+        image_height=size[1],
+        duration=duration,
+        resolution=resolution,
+    )
 
 
 def _key_for(kind: str) -> str:
@@ -58,7 +65,12 @@ def test_preview_clip_is_to_spec(tmp_path: Path) -> None:
     assert (info.width, info.height) == (854, 480) == (result.width, result.height)
     assert info.fps == 24 == result.fps
     assert info.duration_s == pytest.approx(2.0, abs=1 / 24)
-    assert (info.video_codec, info.profile, info.pix_fmt, info.color_space) == ("h264", "High", "yuv420p", "bt709")
+    assert (info.video_codec, info.profile, info.pix_fmt, info.color_space) == (
+        "h264",
+        "High",
+        "yuv420p",
+        "bt709",
+    )
     assert (info.audio_codec, info.audio_rate, info.audio_channels) == ("aac", 48000, 2)
     assert decode_check(result.video_path).video_frames == 48
     assert faststart_ok(result.video_path)
@@ -70,7 +82,9 @@ def test_preview_clip_is_to_spec(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("size", "expected"), [((600, 1000), (480, 854)), ((700, 680), (480, 480))])
-def test_preview_frame_follows_the_still(tmp_path: Path, size: tuple[int, int], expected: tuple[int, int]) -> None:
+def test_preview_frame_follows_the_still(
+    tmp_path: Path, size: tuple[int, int], expected: tuple[int, int]
+) -> None:
     image = _still(tmp_path / "still.png", size)
     result = PreviewGenerator().generate(_request(image, size, key="k", duration=1), tmp_path, lambda _: None)
     info = probe(result.video_path)
@@ -105,7 +119,7 @@ def test_motion_is_deterministic_and_stays_inside_the_picture() -> None:
         for zoom, (cx, cy) in ((m.zoom_start, m.center_start), (m.zoom_end, m.center_end)):
             assert 1.0 <= zoom <= 1.12
             half = 0.5 / zoom
-            assert 0 <= cx - half and cx + half <= 1 and 0 <= cy - half and cy + half <= 1
+            assert half <= cx <= 1 - half and half <= cy <= 1 - half
     assert kinds == {"push-in", "pull-out", "pan-left", "pan-right"}
 
 

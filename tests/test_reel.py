@@ -30,17 +30,28 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_crossfade_reel(clips: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "reel.mp4"
     result = render_reel(
-        [clips["a"], clips["b"], clips["c"]], out, tmp_path / "scratch",
-        transition="crossfade", transition_seconds=0.5, chapters=["Boats", "Gulls", "Dusk; the end"],
-        title="Harbor teaser", tags={"storyboard_id": "harbor"}, x264_preset=FAST,
-    )  # fmt: skip
+        [clips["a"], clips["b"], clips["c"]],
+        out,
+        tmp_path / "scratch",
+        transition="crossfade",
+        transition_seconds=0.5,
+        chapters=["Boats", "Gulls", "Dusk; the end"],
+        title="Harbor teaser",
+        tags={"storyboard_id": "harbor"},
+        x264_preset=FAST,
+    )
     expected = 2.0 + 1.5 + 2.5 - 2 * 0.5
     assert result.duration_s == pytest.approx(expected, abs=1 / 24)
     info = probe(out)
     assert info.duration_s == pytest.approx(expected, abs=1 / 24)
     assert decode_check(out).video_frames == round(expected * 24)
     assert (info.width, info.height, info.fps) == (854, 480, 24)
-    assert (info.video_codec, info.profile, info.pix_fmt, info.color_space) == ("h264", "High", "yuv420p", "bt709")
+    assert (info.video_codec, info.profile, info.pix_fmt, info.color_space) == (
+        "h264",
+        "High",
+        "yuv420p",
+        "bt709",
+    )
     assert (info.audio_codec, info.audio_rate, info.audio_channels) == ("aac", 48000, 2)
     assert faststart_ok(out)
     integrated, peak = measure_loudness(out)
@@ -51,8 +62,10 @@ def test_crossfade_reel(clips: dict[str, Path], tmp_path: Path) -> None:
     text = ffmpeg_i(out)
     assert "Chapter #0:2" in text and "Dusk; the end" in text
     assert [(c.title, c.start_s, c.end_s) for c in info.chapters] == [
-        ("Boats", 0.0, 1.75), ("Gulls", 1.75, 2.75), ("Dusk; the end", 2.75, 5.0),
-    ]  # fmt: skip
+        ("Boats", 0.0, 1.75),
+        ("Gulls", 1.75, 2.75),
+        ("Dusk; the end", 2.75, 5.0),
+    ]
     assert [(c.title, c.start_s, c.end_s) for c in result.chapters] == [
         (c.title, c.start_s, c.end_s) for c in info.chapters
     ]
@@ -63,8 +76,14 @@ def test_crossfade_reel(clips: dict[str, Path], tmp_path: Path) -> None:
 
 def test_cut_reel_conforms_odd_clips(clips: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "cut.mp4"
-    result = render_reel([clips["a"], clips["square_silent"], clips["b"]], out, tmp_path / "s",
-                         transition="cut", transition_seconds=0.5, x264_preset=FAST)  # fmt: skip
+    result = render_reel(
+        [clips["a"], clips["square_silent"], clips["b"]],
+        out,
+        tmp_path / "s",
+        transition="cut",
+        transition_seconds=0.5,
+        x264_preset=FAST,
+    )
     assert result.duration_s == pytest.approx(4.5, abs=1 / 24)
     assert result.transition_seconds == 0
     info = probe(out)
@@ -87,8 +106,14 @@ def test_single_clip_reel(clips: dict[str, Path], tmp_path: Path) -> None:
 
 def test_transition_longer_than_a_clip_is_clamped(clips: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "clamped.mp4"
-    result = render_reel([clips["short"], clips["a"]], out, tmp_path / "s",
-                         transition="crossfade", transition_seconds=5, x264_preset=FAST)  # fmt: skip
+    result = render_reel(
+        [clips["short"], clips["a"]],
+        out,
+        tmp_path / "s",
+        transition="crossfade",
+        transition_seconds=5,
+        x264_preset=FAST,
+    )
     assert result.transition_seconds == 0.5  # half the 1 s clip
     assert any("transition_clamped" in s for s in result.steps)
     assert probe(out).duration_s == pytest.approx(1.0 + 2.0 - 0.5, abs=1 / 24)

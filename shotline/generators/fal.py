@@ -41,7 +41,7 @@ from shotline.fal.errors import (
     failure_is_retryable,
     failure_may_be_billed,
 )
-from shotline.fal.models import QueueStatus, SubmitPayload, VideoFile, VideoResult
+from shotline.fal.models import QueueStatus, RequestHandle, SubmitPayload, VideoFile, VideoResult
 from shotline.fsutil import atomic_path
 from shotline.generators.base import GenerationRequest, GenerationResult, LogFn
 from shotline.hashing import sha256_bytes
@@ -283,8 +283,8 @@ class FalGenerator:
                 _add_context(exc, f"{_where(request)}: {exc}")
                 raise
             if final.failed:
-                self._fail_from_status(client, entry, final, request)
-            video = self._fetch_result(client, entry, request)
+                self._fail_from_status(client, entry, handle, final, request)
+            video = self._fetch_result(client, entry, handle, request)
             download_started = self._clock()
             dest = workdir / f"fal-{rid}.mp4"
             try:
@@ -334,12 +334,17 @@ class FalGenerator:
         return self._result(entry, video, dest, cost, timings)
 
     def _fail_from_status(
-        self, client: FalQueueClient, entry: LedgerEntry, final: QueueStatus, request: GenerationRequest
+        self,
+        client: FalQueueClient,
+        entry: LedgerEntry,
+        handle: RequestHandle,
+        final: QueueStatus,
+        request: GenerationRequest,
     ) -> None:
         error_type = final.error_type
         explanation = final.error or ""
         try:  # the result endpoint often explains better (fal's `detail` list); best effort
-            client.result_json(entry.handle)  # type: ignore[arg-type]
+            client.result_json(handle)
         except FalRequestFailed as exc:
             if exc.detail and exc.detail not in explanation:
                 explanation = f"{explanation}: {exc.detail}" if explanation else exc.detail
@@ -367,10 +372,10 @@ class FalGenerator:
         raise error
 
     def _fetch_result(
-        self, client: FalQueueClient, entry: LedgerEntry, request: GenerationRequest
+        self, client: FalQueueClient, entry: LedgerEntry, handle: RequestHandle, request: GenerationRequest
     ) -> VideoFile:
         try:
-            return client.result(entry.handle).video  # type: ignore[arg-type]
+            return client.result(handle).video
         except FalRequestFailed as exc:
             self._mark_failed(entry, exc, billed=exc.billed, retryable=exc.retryable)
             _add_context(exc, f"{_where(request)}: {exc}")

@@ -51,15 +51,30 @@ def choose_motion(clip_key: str) -> Motion:
     room = (1 - 1 / zoom) / 2 * 0.9
     drift = ((h[2] / 255 - 0.5) * room, (h[3] / 255 - 0.5) * room)
     if kind == "push-in":
-        return Motion(kind=kind, zoom_start=1.0, zoom_end=zoom, center_start=(0.5, 0.5),
-                      center_end=(0.5 + drift[0], 0.5 + drift[1]))  # fmt: skip
+        return Motion(
+            kind=kind,
+            zoom_start=1.0,
+            zoom_end=zoom,
+            center_start=(0.5, 0.5),
+            center_end=(0.5 + drift[0], 0.5 + drift[1]),
+        )
     if kind == "pull-out":
-        return Motion(kind=kind, zoom_start=zoom, zoom_end=1.0, center_start=(0.5 + drift[0], 0.5 + drift[1]),
-                      center_end=(0.5, 0.5))  # fmt: skip
+        return Motion(
+            kind=kind,
+            zoom_start=zoom,
+            zoom_end=1.0,
+            center_start=(0.5 + drift[0], 0.5 + drift[1]),
+            center_end=(0.5, 0.5),
+        )
     sign = -1 if kind == "pan-left" else 1
     y = 0.5 + drift[1]
-    return Motion(kind=kind, zoom_start=zoom, zoom_end=zoom, center_start=(0.5 - sign * room, y),
-                  center_end=(0.5 + sign * room, y))  # fmt: skip
+    return Motion(
+        kind=kind,
+        zoom_start=zoom,
+        zoom_end=zoom,
+        center_start=(0.5 - sign * room, y),
+        center_end=(0.5 + sign * room, y),
+    )
 
 
 def perspective_filter(motion: Motion, frames: int) -> str:
@@ -75,7 +90,16 @@ def perspective_filter(motion: Motion, frames: int) -> str:
     cy = lerp(motion.center_start[1], motion.center_end[1])
     left, right = f"W*({cx}-{half})", f"W*({cx}+{half})"
     top, bottom = f"H*({cy}-{half})", f"H*({cy}+{half})"
-    corners = {"x0": left, "y0": top, "x1": right, "y1": top, "x2": left, "y2": bottom, "x3": right, "y3": bottom}
+    corners = {
+        "x0": left,
+        "y0": top,
+        "x1": right,
+        "y1": top,
+        "x2": left,
+        "y2": bottom,
+        "x3": right,
+        "y3": bottom,
+    }
     opts = ":".join(f"{k}='{v}'" for k, v in corners.items())
     return f"perspective={opts}:interpolation=linear:sense=source:eval=frame"
 
@@ -102,8 +126,13 @@ def audio_bed(clip_key: str, duration: float) -> tuple[str, dict[str, object]]:
         f"afade=t=in:d={fade},afade=t=out:st={duration - fade}:d={fade},"
         f"aformat=sample_fmts=fltp:sample_rates={AUDIO_RATE}:channel_layouts=stereo[aout]"
     )
-    return graph, {"kind": "pad", "root_hz": root, "partials": [1, 1.5, 2], "noise": "pink, low-passed 900 Hz",
-                   "approx_lufs": -30}  # fmt: skip
+    return graph, {
+        "kind": "pad",
+        "root_hz": root,
+        "partials": [1, 1.5, 2],
+        "noise": "pink, low-passed 900 Hz",
+        "approx_lufs": -30,
+    }
 
 
 def _fit_still(image_path: Path, frame: tuple[int, int], out: Path) -> None:
@@ -142,13 +171,30 @@ class PreviewGenerator:
                 )
                 with atomic_path(out) as part:
                     args: list[Arg] = [
-                        "-y", "-nostats", "-i", PathArg(still, "still.png"),
-                        "-filter_complex", f"{video};{audio}",
-                        "-map", "[vout]", "-map", "[aout]", "-frames:v", str(frames),
-                        *self.encoding.video_args(), *self.encoding.audio_args(),
-                        "-map_metadata", "-1", "-metadata", "comment=shotline preview (offline, not generated)",
-                        "-movflags", "+faststart", "-f", "mp4", PathArg(part, "preview.mp4"),
-                    ]  # fmt: skip
+                        "-y",
+                        "-nostats",
+                        "-i",
+                        PathArg(still, "still.png"),
+                        "-filter_complex",
+                        f"{video};{audio}",
+                        "-map",
+                        "[vout]",
+                        "-map",
+                        "[aout]",
+                        "-frames:v",
+                        str(frames),
+                        *self.encoding.video_args(),
+                        *self.encoding.audio_args(),
+                        "-map_metadata",
+                        "-1",
+                        "-metadata",
+                        "comment=shotline preview (offline, not generated)",
+                        "-movflags",
+                        "+faststart",
+                        "-f",
+                        "mp4",
+                        PathArg(part, "preview.mp4"),
+                    ]
                     run_ffmpeg(args, what=f"preview of {request.shot_id}")
                     info = probe(part)
         except (MediaError, OSError, ValueError) as exc:

@@ -121,8 +121,15 @@ def _draw_block(lines: list[str], size: int) -> _Block:
     draw = ImageDraw.Draw(canvas)
     for i, line in enumerate(lines):
         top = margin + stroke + i * (line_h + spacing)
-        draw.text((canvas.width / 2, top), line, font=font, fill=TEXT_FILL, anchor="ma",
-                  stroke_width=stroke, stroke_fill=OUTLINE_FILL)  # fmt: skip
+        draw.text(
+            (canvas.width / 2, top),
+            line,
+            font=font,
+            fill=TEXT_FILL,
+            anchor="ma",
+            stroke_width=stroke,
+            stroke_fill=OUTLINE_FILL,
+        )
     # Keep the union of the metric box (ascender to descender of every line) and the actual ink.
     ink = canvas.getbbox() or (margin, margin, margin + text_w, margin + block_h)
     left, top = min(ink[0], margin), min(ink[1], margin)
@@ -139,7 +146,7 @@ def _text_width(size: int, safe_w: int) -> int:
 
 
 def render_caption(text: str, frame_w: int, frame_h: int, out_png: Path) -> CaptionLayout:
-    """Write the caption PNG (just the box, RGBA) and say where to overlay it on a `frame_w`x`frame_h` frame."""
+    """Write the caption PNG (just the box, RGBA); say where it goes on a `frame_w`x`frame_h` frame."""
     text = "\n".join(p for p in (" ".join(line.split()) for line in text.splitlines()) if p)
     if not text:
         raise ValueError("caption text is empty")
@@ -160,7 +167,13 @@ def render_caption(text: str, frame_w: int, frame_h: int, out_png: Path) -> Capt
     out_png.parent.mkdir(parents=True, exist_ok=True)
     block.image.save(out_png, format="PNG", compress_level=1)
     return CaptionLayout(
-        text=text, lines=block.lines, font=FONT_FILE, font_size=size,
-        x=max(0, (frame_w - block.width) // 2), y=max(0, safe_bottom - block.height),
-        width=block.width, height=block.height, truncated=not fits,
-    )  # fmt: skip
+        text=text,
+        lines=block.lines,
+        font=FONT_FILE,
+        font_size=size,
+        x=max(0, (frame_w - block.width) // 2),
+        y=max(0, safe_bottom - block.height),
+        width=block.width,
+        height=block.height,
+        truncated=not fits,
+    )

@@ -23,9 +23,25 @@ BT709_TAGS = "setparams=range=tv:color_primaries=bt709:color_trc=bt709:colorspac
 
 # Tags the MP4 muxer stores as iTunes atoms; any other key needs `use_metadata_tags` (mdta keys).
 STANDARD_MP4_TAGS = frozenset(
-    {"title", "artist", "album_artist", "album", "composer", "date", "comment", "genre", "copyright",
-     "grouping", "description", "synopsis", "show", "episode_id", "network", "keywords"}
-)  # fmt: skip
+    {
+        "title",
+        "artist",
+        "album_artist",
+        "album",
+        "composer",
+        "date",
+        "comment",
+        "genre",
+        "copyright",
+        "grouping",
+        "description",
+        "synopsis",
+        "show",
+        "episode_id",
+        "network",
+        "keywords",
+    }
+)
 
 
 class Encoding(BaseModel):
@@ -42,31 +58,75 @@ class Encoding(BaseModel):
 
     def video_args(self) -> list[str]:
         return [
-            "-c:v", "libx264", "-profile:v", "high", "-preset", self.preset, "-crf", str(self.crf),
-            "-pix_fmt", "yuv420p", "-g", str(self.gop), "-bf", str(self.bframes), "-flags", "+cgop", "-fps_mode", "cfr", "-r", str(FPS),
-            "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
-        ]  # fmt: skip
+            "-c:v",
+            "libx264",
+            "-profile:v",
+            "high",
+            "-preset",
+            self.preset,
+            "-crf",
+            str(self.crf),
+            "-pix_fmt",
+            "yuv420p",
+            "-g",
+            str(self.gop),
+            "-bf",
+            str(self.bframes),
+            "-flags",
+            "+cgop",
+            "-fps_mode",
+            "cfr",
+            "-r",
+            str(FPS),
+            "-colorspace",
+            "bt709",
+            "-color_primaries",
+            "bt709",
+            "-color_trc",
+            "bt709",
+            "-color_range",
+            "tv",
+        ]
 
     def audio_args(self) -> list[str]:
         return [
-            "-c:a", "aac", "-profile:a", "aac_low", "-b:a", f"{self.audio_bitrate_kbps}k",
-            "-ar", str(AUDIO_RATE), "-ac", "2",
-        ]  # fmt: skip
+            "-c:a",
+            "aac",
+            "-profile:a",
+            "aac_low",
+            "-b:a",
+            f"{self.audio_bitrate_kbps}k",
+            "-ar",
+            str(AUDIO_RATE),
+            "-ac",
+            "2",
+        ]
 
     def describe(self) -> dict[str, object]:
         return {
             "container": "mp4",
             "movflags": "+faststart",
             "video": {
-                "codec": "h264 (libx264)", "profile": "high", "preset": self.preset, "crf": self.crf,
-                "pix_fmt": "yuv420p", "fps": FPS, "rate_control": "crf", "gop": self.gop,
-                "closed_gop": True, "bframes": self.bframes, "colour": "bt709/bt709/bt709 limited range",
+                "codec": "h264 (libx264)",
+                "profile": "high",
+                "preset": self.preset,
+                "crf": self.crf,
+                "pix_fmt": "yuv420p",
+                "fps": FPS,
+                "rate_control": "crf",
+                "gop": self.gop,
+                "closed_gop": True,
+                "bframes": self.bframes,
+                "colour": "bt709/bt709/bt709 limited range",
             },
             "audio": {
-                "codec": "aac", "profile": "LC", "bitrate_kbps": self.audio_bitrate_kbps,
-                "sample_rate": AUDIO_RATE, "channels": 2,
+                "codec": "aac",
+                "profile": "LC",
+                "bitrate_kbps": self.audio_bitrate_kbps,
+                "sample_rate": AUDIO_RATE,
+                "channels": 2,
             },
-        }  # fmt: skip
+        }
 
 
 def metadata_args(tags: dict[str, str]) -> list[str]:

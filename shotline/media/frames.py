@@ -61,9 +61,7 @@ class FitPlan(BaseModel):
         return d
 
 
-def plan_fit(
-    width: int, height: int, frame: tuple[int, int], fit: Fit, sar: str | None = None
-) -> FitPlan:
+def plan_fit(width: int, height: int, frame: tuple[int, int], fit: Fit, sar: str | None = None) -> FitPlan:
     """Plan the fit of a `width`x`height` picture (pixel aspect `sar`, e.g. "1:1") into `frame`."""
     w, h = frame
     par = Fraction(*map(int, sar.split(":"))) if sar and sar != "0:1" else Fraction(1)

@@ -74,8 +74,16 @@ def measure_graph(
     """
     graph = f"{audio_graph};[{audio_label}]loudnorm=print_format=json[loudness_probe]"
     args: list[Arg] = [
-        "-nostats", *input_args, "-filter_complex", graph, "-map", "[loudness_probe]", "-f", "null", "-",
-    ]  # fmt: skip
+        "-nostats",
+        *input_args,
+        "-filter_complex",
+        graph,
+        "-map",
+        "[loudness_probe]",
+        "-f",
+        "null",
+        "-",
+    ]
     run = run_ffmpeg(args, what=what)
     raw = parse_loudnorm_json(run.stderr)
     m = LoudnormMeasurement(

@@ -161,11 +161,23 @@ def _audio_chain(info: VideoInfo, plan: _Plan, steps: list[dict[str, Any]]) -> s
     """Filter graph for the audio up to (not including) loudness normalisation, output pad [aud]."""
     d = plan.duration_s
     if not info.has_audio:
-        steps.append({"step": "silent_audio", "reason": "source has no audio stream",
-                      "sample_rate": AUDIO_RATE, "channels": 2})  # fmt: skip
+        steps.append(
+            {
+                "step": "silent_audio",
+                "reason": "source has no audio stream",
+                "sample_rate": AUDIO_RATE,
+                "channels": 2,
+            }
+        )
         return f"anullsrc=r={AUDIO_RATE}:cl=stereo,atrim=end={d}[aud]"
-    steps.append({"step": "audio_conform", "source": {"codec": info.audio_codec, "rate": info.audio_rate,
-                  "channels": info.audio_channels}, "sample_rate": AUDIO_RATE, "channels": 2})  # fmt: skip
+    steps.append(
+        {
+            "step": "audio_conform",
+            "source": {"codec": info.audio_codec, "rate": info.audio_rate, "channels": info.audio_channels},
+            "sample_rate": AUDIO_RATE,
+            "channels": 2,
+        }
+    )
     chain = (
         f"[0:a:0]asetpts=PTS-STARTPTS,aresample={AUDIO_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo,"
         f"atrim=start={plan.start_s}:end={plan.start_s + d},asetpts=PTS-STARTPTS,"
@@ -198,9 +210,18 @@ def _video_chain(
         nf = plan.fade_frames
         # Mirror images: the first frame and the last frame are black.
         chain += f",fade=t=in:s=0:n={nf},fade=t=out:s={n - nf - 1}:n={nf}"
-        steps.append({"step": "fade", "to": "black", "video_in_s": plan.fade_s, "video_out_s": plan.fade_s,
-                      "audio_in_s": plan.fade_s, "audio_out_s": plan.fade_s,
-                      "requested_s": spec.fade, "frames": nf})  # fmt: skip
+        steps.append(
+            {
+                "step": "fade",
+                "to": "black",
+                "video_in_s": plan.fade_s,
+                "video_out_s": plan.fade_s,
+                "audio_in_s": plan.fade_s,
+                "audio_out_s": plan.fade_s,
+                "requested_s": spec.fade,
+                "frames": nf,
+            }
+        )
     return chain + f",format=yuv420p,{BT709_TAGS}[vout]"
 
 
@@ -208,9 +229,25 @@ def render_final(src: Path, spec: FinishSpec, out: Path, scratch: Path) -> Finis
     """Render `src` to the deliverable `spec` at `out` (atomically). `scratch` holds temp files."""
     src, out = Path(src), Path(out)
     info = probe(src)
-    steps: list[dict[str, Any]] = [{"step": "source", **info.model_dump(include={
-        "width", "height", "fps", "duration_s", "video_codec", "pix_fmt", "has_audio", "audio_codec",
-        "audio_rate", "audio_channels"})}]  # fmt: skip
+    steps: list[dict[str, Any]] = [
+        {
+            "step": "source",
+            **info.model_dump(
+                include={
+                    "width",
+                    "height",
+                    "fps",
+                    "duration_s",
+                    "video_codec",
+                    "pix_fmt",
+                    "has_audio",
+                    "audio_codec",
+                    "audio_rate",
+                    "audio_channels",
+                }
+            ),
+        }
+    ]
     plan = _plan_timing(info, spec, steps)
     width, height = spec.frame
     target = loudness.LoudnessTarget(integrated_lufs=spec.loudness_lufs, true_peak_dbtp=spec.true_peak_dbtp)
@@ -232,19 +269,36 @@ def render_final(src: Path, spec: FinishSpec, out: Path, scratch: Path) -> Finis
             commands.append(cmd)
             norm, loud_step = loudness.normalize_filter(target, measured)
         else:
-            loud_step = {"step": "loudness", "mode": "skipped (silent track)", "target_lufs": target.integrated_lufs}
+            loud_step = {
+                "step": "loudness",
+                "mode": "skipped (silent track)",
+                "target_lufs": target.integrated_lufs,
+            }
         audio_out = f"{audio};[aud]{norm}[aout]" if norm else f"{audio};[aud]anull[aout]"
         encoding = spec.encoding
         tags = spec.metadata()
         with atomic_path(out) as part:
             args: list[Arg] = [
-                "-y", "-nostats", *inputs,
-                "-filter_complex", f"{video};{audio_out}",
-                "-map", "[vout]", "-map", "[aout]",
-                *encoding.video_args(), *encoding.audio_args(),
-                "-map_metadata", "-1", "-map_chapters", "-1", *metadata_args(tags),
-                "-f", "mp4", PathArg(part, "output.mp4"),
-            ]  # fmt: skip
+                "-y",
+                "-nostats",
+                *inputs,
+                "-filter_complex",
+                f"{video};{audio_out}",
+                "-map",
+                "[vout]",
+                "-map",
+                "[aout]",
+                *encoding.video_args(),
+                *encoding.audio_args(),
+                "-map_metadata",
+                "-1",
+                "-map_chapters",
+                "-1",
+                *metadata_args(tags),
+                "-f",
+                "mp4",
+                PathArg(part, "output.mp4"),
+            ]
             run = run_ffmpeg(args, what=f"render of {src.name}")
             commands.append(summarize(args))
             loudness.record_pass2(run.stderr, loud_step)
@@ -254,9 +308,15 @@ def render_final(src: Path, spec: FinishSpec, out: Path, scratch: Path) -> Finis
     steps.append({"step": "metadata", "tags": tags})
     _check_output(result_info, width, height, plan.duration_s, out.name)
     return FinishResult(
-        width=width, height=height, fps=float(FPS), duration_s=plan.duration_s,
-        has_caption=layout is not None, steps=steps, encoder=encoding.describe(), ffmpeg_commands=commands,
-    )  # fmt: skip
+        width=width,
+        height=height,
+        fps=float(FPS),
+        duration_s=plan.duration_s,
+        has_caption=layout is not None,
+        steps=steps,
+        encoder=encoding.describe(),
+        ffmpeg_commands=commands,
+    )
 
 
 def _check_output(info: VideoInfo, width: int, height: int, duration_s: float, name: str) -> None:
@@ -295,5 +355,11 @@ def make_thumbnail(video: Path, out_jpg: Path, fade_s: float, *, quality: int = 
     image = Image.fromarray(frame).convert("RGB")
     with atomic_path(out_jpg) as part:
         image.save(part, format="JPEG", quality=quality, optimize=True)
-    return {"step": "thumbnail", "at_s": round(at, 3), "width": image.width, "height": image.height,
-            "quality": quality, "grabbed_with": "moviepy"}  # fmt: skip
+    return {
+        "step": "thumbnail",
+        "at_s": round(at, 3),
+        "width": image.width,
+        "height": image.height,
+        "quality": quality,
+        "grabbed_with": "moviepy",
+    }

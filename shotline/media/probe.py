@@ -64,13 +64,32 @@ class DecodeStats(BaseModel):
 
 
 _LAYOUT_CHANNELS = {
-    "mono": 1, "stereo": 2, "2.1": 3, "3.0": 3, "3.0(back)": 3, "4.0": 4, "quad": 4, "quad(side)": 4,
-    "3.1": 4, "5.0": 5, "5.0(side)": 5, "4.1": 5, "5.1": 6, "5.1(side)": 6, "6.0": 6, "6.1": 7,
-    "7.0": 7, "7.1": 8, "7.1(wide)": 8, "downmix": 2,
-}  # fmt: skip
+    "mono": 1,
+    "stereo": 2,
+    "2.1": 3,
+    "3.0": 3,
+    "3.0(back)": 3,
+    "4.0": 4,
+    "quad": 4,
+    "quad(side)": 4,
+    "3.1": 4,
+    "5.0": 5,
+    "5.0(side)": 5,
+    "4.1": 5,
+    "5.1": 6,
+    "5.1(side)": 6,
+    "6.0": 6,
+    "6.1": 7,
+    "7.0": 7,
+    "7.1": 8,
+    "7.1(wide)": 8,
+    "downmix": 2,
+}
 
 _INPUT_RE = re.compile(r"^Input #0, ([^ ]+), from ")
-_DURATION_RE = re.compile(r"^\s*Duration: (N/A|(\d+):(\d+):(\d+(?:\.\d+)?))(?:, start: [-\d.]+)?(?:, bitrate: (\d+) kb/s)?")
+_DURATION_RE = re.compile(
+    r"^\s*Duration: (N/A|(\d+):(\d+):(\d+(?:\.\d+)?))(?:, start: [-\d.]+)?(?:, bitrate: (\d+) kb/s)?"
+)
 _CHAPTER_RE = re.compile(r"^\s*Chapter #\d+:\d+: start (-?[\d.]+), end (-?[\d.]+)")
 _STREAM_RE = re.compile(r"^\s*Stream #\d+:\d+[^:]*: (Video|Audio|Subtitle|Data|Attachment): (.*)$")
 _META_RE = re.compile(r"^(\s*)([^:]+?)\s*: (.*)$")
@@ -228,11 +247,25 @@ def decode_check(path: str | Path) -> DecodeStats:
     """Decode every video and audio frame; any decoder or demuxer error raises MediaError."""
     path = Path(path)
     run = run_ffmpeg(
-        ["-v", "error", "-nostats", "-i", PathArg(path, "input"), "-map", "0:v", "-map", "0:a?",
-         "-f", "null", "-", "-progress", "pipe:1"],
+        [
+            "-v",
+            "error",
+            "-nostats",
+            "-i",
+            PathArg(path, "input"),
+            "-map",
+            "0:v",
+            "-map",
+            "0:a?",
+            "-f",
+            "null",
+            "-",
+            "-progress",
+            "pipe:1",
+        ],
         what=f"decode check of {path.name}",
         capture_stdout=True,
-    )  # fmt: skip
+    )
     errors = [ln for ln in run.stderr.splitlines() if ln.strip()]
     if errors:
         raise MediaError(f"{path.name}: decode errors\n{stderr_tail(run.stderr)}")
@@ -266,7 +299,7 @@ def top_level_boxes(path: str | Path) -> list[tuple[str, int]]:
 
 
 def faststart_ok(path: str | Path) -> bool:
-    """True when the `moov` box comes before the first `mdat` (playback can start before the download ends)."""
+    """True when the `moov` box comes before the first `mdat` (playback starts before the download ends)."""
     kinds = [k for k, _ in top_level_boxes(path)]
     if "moov" not in kinds or "mdat" not in kinds:
         return False
@@ -281,10 +314,20 @@ def measure_loudness(path: str | Path) -> tuple[float, float]:
     """(integrated loudness in LUFS, true peak in dBTP) of the first audio stream, by ffmpeg's ebur128."""
     path = Path(path)
     run = run_ffmpeg(
-        ["-nostats", "-i", PathArg(path, "input"), "-map", "0:a:0",
-         "-af", "ebur128=peak=true:framelog=quiet", "-f", "null", "-"],
+        [
+            "-nostats",
+            "-i",
+            PathArg(path, "input"),
+            "-map",
+            "0:a:0",
+            "-af",
+            "ebur128=peak=true:framelog=quiet",
+            "-f",
+            "null",
+            "-",
+        ],
         what=f"loudness of {path.name}",
-    )  # fmt: skip
+    )
     summary = run.stderr[run.stderr.rfind("Summary:") :]
     i_match, p_match = _EBUR128_I_RE.search(summary), _EBUR128_PEAK_RE.search(summary)
     if "Summary:" not in run.stderr or not i_match or not p_match:

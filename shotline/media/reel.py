@@ -61,8 +61,13 @@ def _escape_ffmetadata(text: str) -> str:
 def write_ffmetadata(chapters: list[Chapter], path: Path) -> None:
     lines = [";FFMETADATA1"]
     for ch in chapters:
-        lines += ["[CHAPTER]", "TIMEBASE=1/1000", f"START={round(ch.start_s * 1000)}",
-                  f"END={round(ch.end_s * 1000)}", f"title={_escape_ffmetadata(ch.title)}"]  # fmt: skip
+        lines += [
+            "[CHAPTER]",
+            "TIMEBASE=1/1000",
+            f"START={round(ch.start_s * 1000)}",
+            f"END={round(ch.end_s * 1000)}",
+            f"title={_escape_ffmetadata(ch.title)}",
+        ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -74,8 +79,16 @@ def _clamp_transition(transition: Transition, seconds: float, frames: list[int],
     limit = min(frames) // 2
     applied = min(wanted, limit)
     if applied != wanted:
-        steps.append({"step": "note", "transition_clamped": {"asked_s": seconds, "applied_s": applied / FPS,
-                      "reason": "at most half the shortest clip"}})  # fmt: skip
+        steps.append(
+            {
+                "step": "note",
+                "transition_clamped": {
+                    "asked_s": seconds,
+                    "applied_s": applied / FPS,
+                    "reason": "at most half the shortest clip",
+                },
+            }
+        )
     return applied
 
 
@@ -160,15 +173,25 @@ def render_reel(
         video_parts.append(video)
         audio_parts.append(audio)
         conform_steps.append(step)
-    steps.append({"step": "conform", "frame": list(frame), "fps": FPS, "fit": "contain", "clips": conform_steps})
+    steps.append(
+        {"step": "conform", "frame": list(frame), "fps": FPS, "fit": "contain", "clips": conform_steps}
+    )
     video_join, audio_join, starts = _join(frames, t_frames)
-    steps.append({"step": "join", "transition": transition if len(clips) > 1 else "none",
-                  "transition_seconds": t_frames / FPS, "video": "xfade=fade" if t_frames else "concat",
-                  "audio": "acrossfade (tri)" if t_frames else "concat"})  # fmt: skip
+    steps.append(
+        {
+            "step": "join",
+            "transition": transition if len(clips) > 1 else "none",
+            "transition_seconds": t_frames / FPS,
+            "video": "xfade=fade" if t_frames else "concat",
+            "audio": "acrossfade (tri)" if t_frames else "concat",
+        }
+    )
     half = t_frames / FPS / 2
     bounds = [0.0] + [s + half for s in starts[1:]] + [duration]
-    chapter_list = [Chapter(title=titles[i], start_s=round(bounds[i], 3), end_s=round(bounds[i + 1], 3))
-                    for i in range(len(clips))]  # fmt: skip
+    chapter_list = [
+        Chapter(title=titles[i], start_s=round(bounds[i], 3), end_s=round(bounds[i + 1], 3))
+        for i in range(len(clips))
+    ]
     steps.append({"step": "chapters", "chapters": [c.model_dump() for c in chapter_list]})
 
     audio_graph = ";".join([*audio_parts, audio_join])
@@ -189,18 +212,35 @@ def render_reel(
         meta_file = tmp / "chapters.txt"
         write_ffmetadata(chapter_list, meta_file)
         graph = (
-            f"{video_graph};[vjoin]format=yuv420p,{BT709_TAGS}[vout];{audio_graph};[ajoin]{norm or 'anull'}[aout]"
+            f"{video_graph};[vjoin]format=yuv420p,{BT709_TAGS}[vout];"
+            f"{audio_graph};[ajoin]{norm or 'anull'}[aout]"
         )
         with atomic_path(out) as part:
             args: list[Arg] = [
-                "-y", "-nostats", *inputs, "-i", PathArg(meta_file, "chapters.ffmetadata"),
-                "-filter_complex", graph, "-map", "[vout]", "-map", "[aout]",
-                *encoding.video_args(), *encoding.audio_args(),
+                "-y",
+                "-nostats",
+                *inputs,
+                "-i",
+                PathArg(meta_file, "chapters.ffmetadata"),
+                "-filter_complex",
+                graph,
+                "-map",
+                "[vout]",
+                "-map",
+                "[aout]",
+                *encoding.video_args(),
+                *encoding.audio_args(),
                 # Global tags come from -metadata below; the ffmetadata input carries the chapters and
                 # must be the metadata source too, or the mp4 muxer drops the chapter titles.
-                "-map_metadata", str(len(clips)), "-map_chapters", str(len(clips)), *metadata_args(meta),
-                "-f", "mp4", PathArg(part, "reel.mp4"),
-            ]  # fmt: skip
+                "-map_metadata",
+                str(len(clips)),
+                "-map_chapters",
+                str(len(clips)),
+                *metadata_args(meta),
+                "-f",
+                "mp4",
+                PathArg(part, "reel.mp4"),
+            ]
             run = run_ffmpeg(args, what="reel render")
             commands.append(summarize(args))
             loudness.record_pass2(run.stderr, loud_step)
@@ -214,7 +254,14 @@ def render_reel(
             f"(expected {frame[0]}x{frame[1]}, {duration:.3f} s)"
         )
     return ReelResult(
-        width=frame[0], height=frame[1], fps=float(FPS), duration_s=duration,
-        transition=transition, transition_seconds=t_frames / FPS, chapters=chapter_list,
-        steps=steps, encoder=encoding.describe(), ffmpeg_commands=commands,
-    )  # fmt: skip
+        width=frame[0],
+        height=frame[1],
+        fps=float(FPS),
+        duration_s=duration,
+        transition=transition,
+        transition_seconds=t_frames / FPS,
+        chapters=chapter_list,
+        steps=steps,
+        encoder=encoding.describe(),
+        ffmpeg_commands=commands,
+    )
