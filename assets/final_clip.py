@@ -28,10 +28,13 @@ def final_clip(context: dg.AssetExecutionContext, workspace: WorkspaceResource) 
         raw = upstream_metadata(context, "raw_clip")
         raw_file = store.get(raw["sha256"], ".mp4")
         if raw_file is None:
-            raise dg.Failure(f"raw clip {raw['sha256'][:12]} is gone from the working store: rematerialize raw_clip",
-                             allow_retries=False)
-        spec = finish_spec_for(storyboard, shot, generator=raw["generator"], model=raw.get("model"),
-                               request_id=raw.get("fal_request_id"))
+            raise dg.Failure(
+                f"raw clip {raw['sha256'][:12]} is gone from the working store: rematerialize raw_clip",
+                allow_retries=False,
+            )
+        spec = finish_spec_for(
+            storyboard, shot, generator=raw["generator"], model=raw.get("model"), request_id=raw.get("fal_request_id")
+        )
         done = finish_clip(Path(raw_file.path), raw["sha256"], spec, store, context.partition_key)
     return dg.MaterializeResult(
         metadata={

@@ -31,13 +31,18 @@ def published_clip(
         store = workspace.store()
         video, thumb = store.get(final["sha256"], ".mp4"), store.get(final["lineage"]["thumbnail_sha256"], ".jpg")
         if video is None or thumb is None:
-            raise dg.Failure("the final clip is gone from the working store: rematerialize final_clip",
-                             allow_retries=False)
+            raise dg.Failure(
+                "the final clip is gone from the working store: rematerialize final_clip", allow_retries=False
+            )
         code_versions = {name: module.CODE_VERSION for name, module in CHAIN.items()} | {"published_clip": CODE_VERSION}
         published = publisher.publisher().publish_clip(
-            storyboard.id, shot.id, video.path, thumb.path,
+            storyboard.id,
+            shot.id,
+            video.path,
+            thumb.path,
             lambda media: clip_manifest(
-                storyboard, shot,
+                storyboard,
+                shot,
                 image=upstream["source_image"]["lineage"],
                 prompt=upstream["clip_prompt"]["lineage"],
                 generation=upstream["raw_clip"]["lineage"],

@@ -8,7 +8,7 @@ from assets.resources import GeneratorResource, PublisherResource, WorkspaceReso
 from assets.upstream import upstream_metadata
 from shotline.generation import clip_key, generate_clip
 from shotline.generators.base import GenerationRequest
-from shotline.images import stored_image, image_url_for_fal
+from shotline.images import image_url_for_fal, stored_image
 
 CODE_VERSION = "1"
 
@@ -38,14 +38,22 @@ def raw_clip(
         request = GenerationRequest(
             storyboard_id=storyboard.id,
             shot_id=shot.id,
-            clip_key=clip_key(generator=gen.name, model=gen.model, image_sha256=image.sha256, prompt=prompt,
-                              duration=shot.duration, resolution=shot.resolution),
+            clip_key=clip_key(
+                generator=gen.name,
+                model=gen.model,
+                image_sha256=image.sha256,
+                prompt=prompt,
+                duration=shot.duration,
+                resolution=shot.resolution,
+            ),
             prompt=prompt,
             image_path=image.path,
             image_sha256=image.sha256,
             image_width=image.width,
             image_height=image.height,
-            image_url=image_url_for_fal(image, publish_uri=publisher.publish_uri, store=store) if gen.name == "fal" else None,
+            image_url=image_url_for_fal(image, publish_uri=publisher.publish_uri, store=store)
+            if gen.name == "fal"
+            else None,
             duration=shot.duration,
             resolution=shot.resolution,
         )

@@ -20,8 +20,9 @@ CODE_VERSION = "1"
 def source_image(context: dg.AssetExecutionContext, workspace: WorkspaceResource) -> dg.MaterializeResult:
     with dagster_failures():
         storyboard, shot = workspace.shot(context.partition_key)
-        image = fetch_and_normalise(shot.image, storyboard.folder, workspace.store(),
-                                    storyboard_id=storyboard.id, shot_id=shot.id)
+        image = fetch_and_normalise(
+            shot.image, storyboard.folder, workspace.store(), storyboard_id=storyboard.id, shot_id=shot.id
+        )
     return dg.MaterializeResult(
         metadata={
             "uri": image.path.resolve().as_uri(),

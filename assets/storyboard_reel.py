@@ -39,23 +39,43 @@ def storyboard_reel(
                 missing.append(shot.id)
                 continue
             clips.append((shot.id, video.path, final["sha256"]))
-            entries.append(ReelClip(shot_id=shot.id, sha256=final["sha256"], manifest_uri=published.get("manifest_uri"),
-                                    duration_s=final["duration_s"], generator=raw["generator"],
-                                    cost_usd=raw["original_cost_usd"]))
+            entries.append(
+                ReelClip(
+                    shot_id=shot.id,
+                    sha256=final["sha256"],
+                    manifest_uri=published.get("manifest_uri"),
+                    duration_s=final["duration_s"],
+                    generator=raw["generator"],
+                    cost_usd=raw["original_cost_usd"],
+                )
+            )
         if missing:
-            raise dg.Failure(f"storyboard {storyboard.id!r}: no published clip yet for {', '.join(missing)}; "
-                             "run clip_job for those shots first", allow_retries=False)
+            raise dg.Failure(
+                f"storyboard {storyboard.id!r}: no published clip yet for {', '.join(missing)}; "
+                "run clip_job for those shots first",
+                allow_retries=False,
+            )
         reel = cut_reel(storyboard, clips, store)
         published = publisher.publisher().publish_reel(
-            storyboard.id, reel.path,
-            lambda media: reel_manifest(storyboard, clips=entries, reel=reel.model_dump(mode="json"),
-                                        published=media.manifest_section(), run_id=context.run.run_id,
-                                        code_version=CODE_VERSION),
+            storyboard.id,
+            reel.path,
+            lambda media: reel_manifest(
+                storyboard,
+                clips=entries,
+                reel=reel.model_dump(mode="json"),
+                published=media.manifest_section(),
+                run_id=context.run.run_id,
+                code_version=CODE_VERSION,
+            ),
             thumbnail=reel.thumbnail_path,
         )
     metadata: dict[str, object] = {k: v for k, v in published.metadata().items() if v is not None}
-    metadata |= {"duration_s": reel.render.duration_s, "clips": len(clips), "cache_hit": reel.cache_hit,
-                 "total_cost_usd": round(sum(e.cost_usd for e in entries), 2)}
+    metadata |= {
+        "duration_s": reel.render.duration_s,
+        "clips": len(clips),
+        "cache_hit": reel.cache_hit,
+        "total_cost_usd": round(sum(e.cost_usd for e in entries), 2),
+    }
     if published.url:
         metadata["url"] = dg.MetadataValue.url(published.url)
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(reel.sha256))

@@ -7,7 +7,9 @@ from typing import Any
 import dagster as dg
 
 
-def upstream_metadata(context: dg.AssetExecutionContext, asset: str, partition_key: str | None = None) -> dict[str, Any]:
+def upstream_metadata(
+    context: dg.AssetExecutionContext, asset: str, partition_key: str | None = None
+) -> dict[str, Any]:
     """Metadata values of the latest materialization of `asset` for this run's (or the given) partition."""
     key = partition_key or context.partition_key
     records = context.instance.fetch_materializations(

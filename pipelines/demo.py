@@ -40,7 +40,11 @@ def _run(job_name: str, partition_key: str, instance: dg.DagsterInstance, asset:
     seconds = time.monotonic() - start
     if not result.success:
         failures = [e for e in result.all_events if e.is_step_failure]
-        message = failures[0].step_failure_data.error.message.strip() if failures and failures[0].step_failure_data.error else "run failed"
+        message = (
+            failures[0].step_failure_data.error.message.strip()
+            if failures and failures[0].step_failure_data.error
+            else "run failed"
+        )
         return Outcome(partition_key, False, seconds, {}, message)
     return Outcome(partition_key, True, seconds, latest_metadata_or_none(instance, asset, partition_key) or {})
 
@@ -58,13 +62,17 @@ def main() -> int:
         print(f"no storyboard found under {settings.storyboards}", file=sys.stderr)
         return 1
     instance = dg.DagsterInstance.get()
-    print(f"generator: {settings.generator}" + ("  (offline preview, $0.00)" if settings.generator == "preview" else ""))
+    print(
+        f"generator: {settings.generator}" + ("  (offline preview, $0.00)" if settings.generator == "preview" else "")
+    )
     print(f"publishing to: {settings.publish_target}")
     failed = 0
     total_cost = 0.0
     for sb in found.storyboards:
         keys = [shot.partition_key for shot in sb.shots]
-        instance.add_dynamic_partitions(shots.name, [k for k in keys if not instance.has_dynamic_partition(shots.name, k)])
+        instance.add_dynamic_partitions(
+            shots.name, [k for k in keys if not instance.has_dynamic_partition(shots.name, k)]
+        )
         if not instance.has_dynamic_partition(storyboards.name, sb.id):
             instance.add_dynamic_partitions(storyboards.name, [sb.id])
         print(f"\nstoryboard {sb.id} ({len(keys)} shots)")

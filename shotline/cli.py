@@ -57,10 +57,17 @@ def _estimate(sb: Storyboard, store: WorkStore, settings: Settings) -> tuple[flo
             # Only the normalised image's hash keys the cache; an exact match needs the source_image step.
             # A clip already generated for this shot's current inputs is found through its spec record.
             record = store.get_record("estimates", sha256_file(image))
-            if record and cached_clip(clip_key(generator="fal", model=settings.fal_model,
-                                               image_sha256=record["normalised_sha256"],
-                                               prompt=render_prompt(sb, shot).text, duration=shot.duration,
-                                               resolution=shot.resolution), store):
+            if record and cached_clip(
+                clip_key(
+                    generator="fal",
+                    model=settings.fal_model,
+                    image_sha256=record["normalised_sha256"],
+                    prompt=render_prompt(sb, shot).text,
+                    duration=shot.duration,
+                    resolution=shot.resolution,
+                ),
+                store,
+            ):
                 cost, note = 0.0, "  (cached)"
         total += cost
         lines.append(f"  {shot.id:<28} {shot.resolution:>5} {shot.duration:>3} s  ${cost:>6.2f}{note}")

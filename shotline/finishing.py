@@ -20,10 +20,15 @@ REEL_RECORDS = "reels"
 RENDER_VERSION = "1"
 
 
-def finish_spec_for(storyboard: Storyboard, shot: Shot, *, generator: str, model: str | None,
-                    request_id: str | None) -> FinishSpec:
-    tags = {"storyboard": storyboard.id, "shot": shot.id, "generator": generator,
-            "comment": f"shotline {storyboard.id}/{shot.id} lineage: {storyboard.id}/{shot.id}/latest.json"}
+def finish_spec_for(
+    storyboard: Storyboard, shot: Shot, *, generator: str, model: str | None, request_id: str | None
+) -> FinishSpec:
+    tags = {
+        "storyboard": storyboard.id,
+        "shot": shot.id,
+        "generator": generator,
+        "comment": f"shotline {storyboard.id}/{shot.id} lineage: {storyboard.id}/{shot.id}/latest.json",
+    }
     if model:
         tags["model"] = model
     if request_id:
@@ -65,9 +70,15 @@ def finish_clip(raw: Path, raw_sha256: str, spec: FinishSpec, store: WorkStore, 
         thumbnail = make_thumbnail(work / "final.mp4", work / "thumb.jpg", spec.fade)
         video = store.put_file(work / "final.mp4", ".mp4")
         thumb = store.put_file(work / "thumb.jpg", ".jpg")
-    done = FinishedClip(sha256=video.sha256, path=video.path, size=video.path.stat().st_size,
-                        thumbnail_sha256=thumb.sha256, thumbnail_path=thumb.path, render=render,
-                        thumbnail=thumbnail)
+    done = FinishedClip(
+        sha256=video.sha256,
+        path=video.path,
+        size=video.path.stat().st_size,
+        thumbnail_sha256=thumb.sha256,
+        thumbnail_path=thumb.path,
+        render=render,
+        thumbnail=thumbnail,
+    )
     store.put_record(FINAL_RECORDS, key, done.model_dump(mode="json"))
     return done
 
@@ -85,8 +96,15 @@ class CutReel(BaseModel):
 def cut_reel(storyboard: Storyboard, clips: list[tuple[str, Path, str]], store: WorkStore) -> CutReel:
     """`clips`: (shot id, path, sha256) of each final clip, in shot order."""
     loudness = storyboard.shots[0].loudness_lufs
-    key = stable_hash({"clips": [(shot_id, sha) for shot_id, _, sha in clips], "reel": storyboard.reel.model_dump(),
-                       "title": storyboard.title, "loudness": loudness, "render": RENDER_VERSION})
+    key = stable_hash(
+        {
+            "clips": [(shot_id, sha) for shot_id, _, sha in clips],
+            "reel": storyboard.reel.model_dump(),
+            "title": storyboard.title,
+            "loudness": loudness,
+            "render": RENDER_VERSION,
+        }
+    )
     record = store.get_record(REEL_RECORDS, key)
     if record is not None:
         done = CutReel.model_validate(record)
@@ -95,15 +113,26 @@ def cut_reel(storyboard: Storyboard, clips: list[tuple[str, Path, str]], store: 
             return done.model_copy(update={"path": video.path, "thumbnail_path": thumb.path, "cache_hit": True})
     with store.scratch(f"reel-{storyboard.id}") as work:
         render = render_reel(
-            [path for _, path, _ in clips], work / "reel.mp4", work,
-            transition=storyboard.reel.transition, transition_seconds=storyboard.reel.transition_seconds,
-            loudness_lufs=loudness, chapters=[shot_id for shot_id, _, _ in clips], title=storyboard.title,
+            [path for _, path, _ in clips],
+            work / "reel.mp4",
+            work,
+            transition=storyboard.reel.transition,
+            transition_seconds=storyboard.reel.transition_seconds,
+            loudness_lufs=loudness,
+            chapters=[shot_id for shot_id, _, _ in clips],
+            title=storyboard.title,
             tags={"storyboard": storyboard.id, "comment": f"shotline {storyboard.id} reel"},
         )
         make_thumbnail(work / "reel.mp4", work / "thumb.jpg", storyboard.reel.transition_seconds)
         video = store.put_file(work / "reel.mp4", ".mp4")
         thumb = store.put_file(work / "thumb.jpg", ".jpg")
-    done = CutReel(sha256=video.sha256, path=video.path, size=video.path.stat().st_size,
-                   thumbnail_sha256=thumb.sha256, thumbnail_path=thumb.path, render=render)
+    done = CutReel(
+        sha256=video.sha256,
+        path=video.path,
+        size=video.path.stat().st_size,
+        thumbnail_sha256=thumb.sha256,
+        thumbnail_path=thumb.path,
+        render=render,
+    )
     store.put_record(REEL_RECORDS, key, done.model_dump(mode="json"))
     return done

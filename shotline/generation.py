@@ -22,16 +22,19 @@ CLIP_RECORDS = "clips"
 DURATION_TOLERANCE_S = 0.15
 
 
-def clip_key(*, generator: str, model: str | None, image_sha256: str, prompt: str, duration: int,
-             resolution: str) -> str:
-    return stable_hash({
-        "generator": generator,
-        "model": model,
-        "image_sha256": image_sha256,
-        "prompt": prompt,
-        "duration": duration,
-        "resolution": resolution,
-    })
+def clip_key(
+    *, generator: str, model: str | None, image_sha256: str, prompt: str, duration: int, resolution: str
+) -> str:
+    return stable_hash(
+        {
+            "generator": generator,
+            "model": model,
+            "image_sha256": image_sha256,
+            "prompt": prompt,
+            "duration": duration,
+            "resolution": resolution,
+        }
+    )
 
 
 class GeneratedClip(BaseModel):
@@ -79,8 +82,9 @@ def cached_clip(key: str, store: WorkStore) -> GeneratedClip | None:
     obj: StoredObject | None = store.get(clip.sha256, ".mp4")
     if obj is None:
         return None
-    return clip.model_copy(update={"cache_hit": True, "path": obj.path,
-                                   "result": clip.result.model_copy(update={"video_path": obj.path})})
+    return clip.model_copy(
+        update={"cache_hit": True, "path": obj.path, "result": clip.result.model_copy(update={"video_path": obj.path})}
+    )
 
 
 def verify_clip(result: GenerationResult, request: GenerationRequest) -> None:
@@ -90,8 +94,10 @@ def verify_clip(result: GenerationResult, request: GenerationRequest) -> None:
     if abs(info.duration_s - request.duration) > DURATION_TOLERANCE_S:
         raise MediaError(f"{where}: generated clip lasts {info.duration_s:.3f} s, asked for {request.duration} s")
     if (info.width, info.height) != (result.width, result.height):
-        raise MediaError(f"{where}: generated clip is {info.width}x{info.height}, "
-                         f"the generator reported {result.width}x{result.height}")
+        raise MediaError(
+            f"{where}: generated clip is {info.width}x{info.height}, "
+            f"the generator reported {result.width}x{result.height}"
+        )
     if min(info.width, info.height) != {"480p": 480, "720p": 720}[request.resolution]:
         raise MediaError(f"{where}: generated clip is {info.width}x{info.height}, not {request.resolution}")
     if not info.has_audio:

@@ -22,8 +22,12 @@ from shotline.storyboard import STORYBOARD_FILE, Shot, Storyboard
 
 
 def storyboard_ref(storyboard: Storyboard) -> StoryboardRef:
-    return StoryboardRef(id=storyboard.id, title=storyboard.title, file=f"{storyboard.id}/{STORYBOARD_FILE}",
-                         file_sha256=storyboard.file_sha256)
+    return StoryboardRef(
+        id=storyboard.id,
+        title=storyboard.title,
+        file=f"{storyboard.id}/{STORYBOARD_FILE}",
+        file_sha256=storyboard.file_sha256,
+    )
 
 
 def clip_manifest(
@@ -44,27 +48,54 @@ def clip_manifest(
     render = finishing["render"]
     manifest = ClipManifest(
         storyboard=storyboard_ref(storyboard),
-        shot=ShotRef(id=shot.id, index=shot.index, spec=shot.model_dump(mode="json"),
-                     spec_sha256=storyboard.shot_spec_hash(shot)),
-        image=ImageLineage(origin=image["origin"], origin_kind=image["origin_kind"],
-                           source_sha256=image["source_sha256"], sha256=image["sha256"],
-                           width=image["width"], height=image["height"]),
-        prompt=PromptLineage(template=prompt["template_name"], template_sha256=prompt["template_sha256"],
-                             variables=prompt["variables"], text=prompt["text"]),
+        shot=ShotRef(
+            id=shot.id, index=shot.index, spec=shot.model_dump(mode="json"), spec_sha256=storyboard.shot_spec_hash(shot)
+        ),
+        image=ImageLineage(
+            origin=image["origin"],
+            origin_kind=image["origin_kind"],
+            source_sha256=image["source_sha256"],
+            sha256=image["sha256"],
+            width=image["width"],
+            height=image["height"],
+        ),
+        prompt=PromptLineage(
+            template=prompt["template_name"],
+            template_sha256=prompt["template_sha256"],
+            variables=prompt["variables"],
+            text=prompt["text"],
+        ),
         generation=GenerationLineage(
-            generator=result["generator"], preview=result["preview"], model=result.get("model"),
-            request_id=result.get("request_id"), clip_key=generation["clip_key"],
-            cache_hit=generation["cache_hit"], parameters=result["parameters"], timings=result["timings"],
-            cost_usd=result["cost_usd"], sha256=generation["sha256"], width=result["width"],
-            height=result["height"], fps=result["fps"], duration_s=result["duration_s"],
+            generator=result["generator"],
+            preview=result["preview"],
+            model=result.get("model"),
+            request_id=result.get("request_id"),
+            clip_key=generation["clip_key"],
+            cache_hit=generation["cache_hit"],
+            parameters=result["parameters"],
+            timings=result["timings"],
+            cost_usd=result["cost_usd"],
+            sha256=generation["sha256"],
+            width=result["width"],
+            height=result["height"],
+            fps=result["fps"],
+            duration_s=result["duration_s"],
         ),
         post_processing=PostProcessingLineage(
-            steps=[*render["steps"], finishing["thumbnail"]], encoder=render["encoder"], sha256=finishing["sha256"],
-            width=render["width"], height=render["height"], duration_s=render["duration_s"],
+            steps=[*render["steps"], finishing["thumbnail"]],
+            encoder=render["encoder"],
+            sha256=finishing["sha256"],
+            width=render["width"],
+            height=render["height"],
+            duration_s=render["duration_s"],
         ),
         published=PublishedLineage.model_validate(published),
-        dagster=DagsterLineage(run_id=run_id, partition_key=shot.partition_key, code_versions=code_versions,
-                               upstream_data_versions=upstream_data_versions),
+        dagster=DagsterLineage(
+            run_id=run_id,
+            partition_key=shot.partition_key,
+            code_versions=code_versions,
+            upstream_data_versions=upstream_data_versions,
+        ),
     )
     return manifest.model_dump(mode="json")
 
@@ -85,12 +116,20 @@ def reel_manifest(
         transition_seconds=render["transition_seconds"],
         clips=clips,
         total_cost_usd=round(sum(c.cost_usd for c in clips), 2),
-        post_processing=PostProcessingLineage(steps=render["steps"], encoder=render["encoder"], sha256=reel["sha256"],
-                                              width=render["width"], height=render["height"],
-                                              duration_s=render["duration_s"]),
+        post_processing=PostProcessingLineage(
+            steps=render["steps"],
+            encoder=render["encoder"],
+            sha256=reel["sha256"],
+            width=render["width"],
+            height=render["height"],
+            duration_s=render["duration_s"],
+        ),
         published=PublishedLineage.model_validate(published),
-        dagster=DagsterLineage(run_id=run_id, partition_key=storyboard.id,
-                               code_versions={"storyboard_reel": code_version},
-                               upstream_data_versions={c.shot_id: c.sha256 for c in clips}),
+        dagster=DagsterLineage(
+            run_id=run_id,
+            partition_key=storyboard.id,
+            code_versions={"storyboard_reel": code_version},
+            upstream_data_versions={c.shot_id: c.sha256 for c in clips},
+        ),
     )
     return manifest.model_dump(mode="json")

@@ -36,8 +36,12 @@ def template_source(storyboard: Storyboard, shot: Shot) -> tuple[str | None, str
     try:
         return shot.template, path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise InputError(f"cannot read template {path.name}: {exc.strerror}",
-                         storyboard=storyboard.id, shot=shot.id, field="template") from None
+        raise InputError(
+            f"cannot read template {path.name}: {exc.strerror}",
+            storyboard=storyboard.id,
+            shot=shot.id,
+            field="template",
+        ) from None
 
 
 def render_prompt(storyboard: Storyboard, shot: Shot) -> RenderedPrompt:

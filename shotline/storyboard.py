@@ -30,7 +30,9 @@ Fit = Literal["cover", "contain"]
 
 def _check_slug(value: str) -> str:
     if not SLUG.match(value) or PARTITION_SEPARATOR in value:
-        raise ValueError(f"{value!r} is not a slug: lowercase letters, digits and single '-', starting with a letter or digit")
+        raise ValueError(
+            f"{value!r} is not a slug: lowercase letters, digits and single '-', starting with a letter or digit"
+        )
     return value
 
 
@@ -211,9 +213,13 @@ def load_storyboard(folder: str | Path) -> Storyboard:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise StoryboardError(where, [InputError(f"YAML syntax error{at}: {problem}", storyboard=folder.name)]) from None
+        raise StoryboardError(
+            where, [InputError(f"YAML syntax error{at}: {problem}", storyboard=folder.name)]
+        ) from None
     if not isinstance(raw, dict):
-        raise StoryboardError(where, [InputError("the file must be a mapping with id, shots, ...", storyboard=folder.name)])
+        raise StoryboardError(
+            where, [InputError("the file must be a mapping with id, shots, ...", storyboard=folder.name)]
+        )
 
     storyboard_id = raw.get("id") if isinstance(raw.get("id"), str) else folder.name
     try:
@@ -223,8 +229,11 @@ def load_storyboard(folder: str | Path) -> Storyboard:
 
     problems: list[InputError] = []
     if parsed.id != folder.name:
-        problems.append(InputError(f"id {parsed.id!r} differs from its folder name {folder.name!r}",
-                                   storyboard=parsed.id, field="id"))
+        problems.append(
+            InputError(
+                f"id {parsed.id!r} differs from its folder name {folder.name!r}", storyboard=parsed.id, field="id"
+            )
+        )
     shots: list[Shot] = []
     seen: set[str] = set()
     for index, raw_shot in enumerate(parsed.shots):
@@ -255,28 +264,64 @@ def _resolve_shot(sb: StoryboardFile, raw: RawShot, index: int, folder: Path) ->
     merged.update(raw.model_dump(exclude_none=True, exclude={"vars"}))
     if raw.prompt is not None:
         if raw.template is not None:
-            problems.append(InputError("give either an inline prompt or a template, not both",
-                                       storyboard=sb.id, shot=raw.id, field="prompt"))
+            problems.append(
+                InputError(
+                    "give either an inline prompt or a template, not both",
+                    storyboard=sb.id,
+                    shot=raw.id,
+                    field="prompt",
+                )
+            )
         merged["template"] = None
     elif not merged.get("template"):
-        problems.append(InputError("no prompt: give an inline `prompt` or a `template` (here or in defaults)",
-                                   storyboard=sb.id, shot=raw.id, field="prompt"))
+        problems.append(
+            InputError(
+                "no prompt: give an inline `prompt` or a `template` (here or in defaults)",
+                storyboard=sb.id,
+                shot=raw.id,
+                field="prompt",
+            )
+        )
     else:
         tpl = folder / "templates" / f"{merged['template']}.j2"
         if not tpl.is_file():
-            problems.append(InputError(f"template file templates/{merged['template']}.j2 not found",
-                                       storyboard=sb.id, shot=raw.id, field="template"))
+            problems.append(
+                InputError(
+                    f"template file templates/{merged['template']}.j2 not found",
+                    storyboard=sb.id,
+                    shot=raw.id,
+                    field="template",
+                )
+            )
     if "://" not in raw.image:
         image = Path(raw.image)
         if image.is_absolute() or ".." in image.parts:
-            problems.append(InputError(f"image path {raw.image!r} must be relative and stay inside the storyboard folder",
-                                       storyboard=sb.id, shot=raw.id, field="image"))
+            problems.append(
+                InputError(
+                    f"image path {raw.image!r} must be relative and stay inside the storyboard folder",
+                    storyboard=sb.id,
+                    shot=raw.id,
+                    field="image",
+                )
+            )
         elif not (folder / image).is_file():
-            problems.append(InputError(f"image file {raw.image!r} not found in the storyboard folder",
-                                       storyboard=sb.id, shot=raw.id, field="image"))
+            problems.append(
+                InputError(
+                    f"image file {raw.image!r} not found in the storyboard folder",
+                    storyboard=sb.id,
+                    shot=raw.id,
+                    field="image",
+                )
+            )
     elif not raw.image.startswith(("https://", "http://", "s3://")):
-        problems.append(InputError(f"image {raw.image!r}: only a relative path, an https:// URL or an s3:// URI",
-                                   storyboard=sb.id, shot=raw.id, field="image"))
+        problems.append(
+            InputError(
+                f"image {raw.image!r}: only a relative path, an https:// URL or an s3:// URI",
+                storyboard=sb.id,
+                shot=raw.id,
+                field="image",
+            )
+        )
     merged.update(storyboard_id=sb.id, index=index, vars={**sb.vars, **raw.vars})
     try:
         shot = Shot.model_validate(merged)
@@ -295,7 +340,9 @@ def _field_from_message(msg: str) -> str | None:
     return None
 
 
-def _problems_from(exc: ValidationError, raw: dict[str, Any], storyboard_id: str, model: type[BaseModel]) -> list[InputError]:
+def _problems_from(
+    exc: ValidationError, raw: dict[str, Any], storyboard_id: str, model: type[BaseModel]
+) -> list[InputError]:
     problems = []
     shots = raw.get("shots") if isinstance(raw.get("shots"), list) else []
     for err in exc.errors():

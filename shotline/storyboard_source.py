@@ -30,7 +30,7 @@ def sync_s3_storyboards(uri: str, dest: Path) -> Path:
     seen: dict[str, str] = {}
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
-            rel = obj["Key"][len(prefix):]
+            rel = obj["Key"][len(prefix) :]
             if not rel or rel.endswith("/") or ".." in Path(rel).parts:
                 continue
             seen[rel] = obj["ETag"]

@@ -14,8 +14,9 @@ from shotline.storyboard import Storyboard
 CLIP_ASSETS = ("source_image", "clip_prompt", "raw_clip", "final_clip", "published_clip")
 
 
-def run_storyboard(storyboard: Storyboard, env: Mapping[str, str], instance: dg.DagsterInstance,
-                   *, reel: bool = True) -> dict[str, dict[str, Any]]:
+def run_storyboard(
+    storyboard: Storyboard, env: Mapping[str, str], instance: dg.DagsterInstance, *, reel: bool = True
+) -> dict[str, dict[str, Any]]:
     """clip_job for every shot, then reel_job; returns {partition: {asset: metadata}}."""
     defs = build_definitions(env)
     keys = [shot.partition_key for shot in storyboard.shots]

@@ -20,8 +20,13 @@ def write_image(path: Path, size: tuple[int, int] = (640, 360), colour: tuple[in
     return path
 
 
-def write_storyboard(root: Path, data: dict[str, Any], *, images: dict[str, tuple[int, int]] | None = None,
-                     templates: dict[str, str] | None = None) -> Path:
+def write_storyboard(
+    root: Path,
+    data: dict[str, Any],
+    *,
+    images: dict[str, tuple[int, int]] | None = None,
+    templates: dict[str, str] | None = None,
+) -> Path:
     folder = root / data["id"]
     folder.mkdir(parents=True, exist_ok=True)
     for rel, size in (images or {}).items():
@@ -33,11 +38,17 @@ def write_storyboard(root: Path, data: dict[str, Any], *, images: dict[str, tupl
     return folder
 
 
-def tiny_storyboard(root: Path, storyboard_id: str = "tiny", n_shots: int = 2, duration: int = 2,
-                    resolution: str = "480p") -> Path:
+def tiny_storyboard(
+    root: Path, storyboard_id: str = "tiny", n_shots: int = 2, duration: int = 2, resolution: str = "480p"
+) -> Path:
     shots = [
-        {"id": f"s{i:02d}", "image": f"images/s{i:02d}.png", "prompt": "slow push-in on {{ subject }}",
-         "vars": {"subject": f"thing {i}"}, "caption": f"Shot {i}"}
+        {
+            "id": f"s{i:02d}",
+            "image": f"images/s{i:02d}.png",
+            "prompt": "slow push-in on {{ subject }}",
+            "vars": {"subject": f"thing {i}"},
+            "caption": f"Shot {i}",
+        }
         for i in range(1, n_shots + 1)
     ]
     data = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -20,7 +21,7 @@ def test_definitions_load_with_the_design_graph() -> None:
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys == {"source_image", "clip_prompt", "raw_clip", "final_clip", "published_clip", "storyboard_reel"}
     chain = ["source_image", "clip_prompt", "raw_clip", "final_clip", "published_clip"]
-    for upstream, downstream in zip(chain, chain[1:], strict=False):
+    for upstream, downstream in itertools.pairwise(chain):
         assert dg.AssetKey(upstream) in graph.get(dg.AssetKey(downstream)).parent_keys
     for key in chain:
         node = graph.get(dg.AssetKey(key))
@@ -43,7 +44,13 @@ def test_fal_key_is_bound_as_an_env_var_never_a_value() -> None:
 def test_dagster_cli_validates_the_workspace() -> None:
     env = {k: v for k, v in os.environ.items() if k != "FAL_KEY"}
     dagster = Path(sys.executable).with_name("dagster")
-    result = subprocess.run([str(dagster), "definitions", "validate", "-w", "workspace.yaml"], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Validation successful" in result.stdout + result.stderr

@@ -41,8 +41,11 @@ def expected_reel_duration(storyboard: Storyboard) -> float:
 def test_demo_storyboard_with_preview_generator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FAL_KEY", raising=False)
     published = tmp_path / "published"
-    env = {"SHOTLINE_HOME": str(tmp_path / "home"), "SHOTLINE_STORYBOARDS": str(REPO / "storyboards"),
-           "SHOTLINE_PUBLISH_URI": str(published)}
+    env = {
+        "SHOTLINE_HOME": str(tmp_path / "home"),
+        "SHOTLINE_STORYBOARDS": str(REPO / "storyboards"),
+        "SHOTLINE_PUBLISH_URI": str(published),
+    }
     with dg.instance_for_test() as instance:
         first = run_storyboard(DEMO, env, instance)
         for shot in DEMO.shots:
@@ -56,7 +59,8 @@ def test_demo_storyboard_with_preview_generator(tmp_path: Path, monkeypatch: pyt
             latest = json.loads((folder / "latest.json").read_text())
             sha12 = latest["sha256"][:12]
             assert sorted(p.name for p in folder.iterdir()) == sorted(
-                [f"{sha12}.mp4", f"{sha12}.jpg", f"{sha12}.json", "latest.json"])
+                [f"{sha12}.mp4", f"{sha12}.jpg", f"{sha12}.json", "latest.json"]
+            )
             check_clip(folder / f"{sha12}.mp4", DEMO, shot.id)
             manifest = ClipManifest.model_validate_json((folder / f"{sha12}.json").read_text())
             assert manifest.generation.preview and manifest.generation.generator == "preview"
@@ -83,13 +87,18 @@ def test_demo_storyboard_with_preview_generator(tmp_path: Path, monkeypatch: pyt
         assert again[DEMO.id]["storyboard_reel"]["sha256"] == reel_md["sha256"]
 
 
-def test_demo_storyboard_on_fal_publishing_to_s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                 fake_fal, s3_env) -> None:
+def test_demo_storyboard_on_fal_publishing_to_s3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_fal, s3_env
+) -> None:
     fake_fal.queue_polls, fake_fal.progress_polls = 1, 1
     monkeypatch.setenv("FAL_KEY", fake_fal.key)
-    env = {"FAL_KEY": fake_fal.key, "SHOTLINE_FAL_QUEUE_URL": fake_fal.url,
-           "SHOTLINE_HOME": str(tmp_path / "home"), "SHOTLINE_STORYBOARDS": str(REPO / "storyboards"),
-           "SHOTLINE_PUBLISH_URI": f"s3://{s3_env.bucket}/clips"}
+    env = {
+        "FAL_KEY": fake_fal.key,
+        "SHOTLINE_FAL_QUEUE_URL": fake_fal.url,
+        "SHOTLINE_HOME": str(tmp_path / "home"),
+        "SHOTLINE_STORYBOARDS": str(REPO / "storyboards"),
+        "SHOTLINE_PUBLISH_URI": f"s3://{s3_env.bucket}/clips",
+    }
     with dg.instance_for_test() as instance:
         first = run_storyboard(DEMO, env, instance)
         assert len(fake_fal.submits) == len(DEMO.shots)
@@ -105,7 +114,9 @@ def test_demo_storyboard_on_fal_publishing_to_s3(tmp_path: Path, monkeypatch: py
             assert submitted["image_url"].startswith(s3_env.endpoint)
             prefix = f"clips/{DEMO.id}/{shot.id}/"
             keys = {o["Key"] for o in s3_env.client.list_objects_v2(Bucket=s3_env.bucket, Prefix=prefix)["Contents"]}
-            latest = json.loads(s3_env.client.get_object(Bucket=s3_env.bucket, Key=prefix + "latest.json")["Body"].read())
+            latest = json.loads(
+                s3_env.client.get_object(Bucket=s3_env.bucket, Key=prefix + "latest.json")["Body"].read()
+            )
             sha12 = latest["sha256"][:12]
             assert keys == {prefix + n for n in (f"{sha12}.mp4", f"{sha12}.jpg", f"{sha12}.json", "latest.json")}
             published = md["published_clip"]
@@ -114,7 +125,8 @@ def test_demo_storyboard_on_fal_publishing_to_s3(tmp_path: Path, monkeypatch: py
             video.write_bytes(httpx.get(published["url"]).content)  # the presigned link works
             check_clip(video, DEMO, shot.id)
             manifest = ClipManifest.model_validate_json(
-                s3_env.client.get_object(Bucket=s3_env.bucket, Key=prefix + f"{sha12}.json")["Body"].read())
+                s3_env.client.get_object(Bucket=s3_env.bucket, Key=prefix + f"{sha12}.json")["Body"].read()
+            )
             assert manifest.generation.request_id == raw["fal_request_id"]
             assert manifest.generation.cost_usd == pytest.approx(expected)
         reel_md = first[DEMO.id]["storyboard_reel"]

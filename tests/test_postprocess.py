@@ -58,9 +58,7 @@ def test_frame_size_per_format_and_fit(
 
 
 def test_720p_and_explicit_size(src, tmp_path: Path) -> None:
-    result, out = _render(
-        src["square"], tmp_path, format="portrait", resolution="720p", fade=0, trim=(0, 0.25)
-    )
+    _, out = _render(src["square"], tmp_path, format="portrait", resolution="720p", fade=0, trim=(0, 0.25))
     assert (probe(out).width, probe(out).height) == (720, 1280)
     _, out = _render(src["square"], tmp_path, width=640, height=360, fit="contain", fade=0, trim=(0, 0.25))
     assert (probe(out).width, probe(out).height) == (640, 360)

@@ -16,8 +16,12 @@ def board(tmp_path: Path, prompt: str | None = None, template: str | None = None
     if template is not None:
         shot["template"] = "t"
         templates["t"] = template
-    folder = write_storyboard(tmp_path, {"id": "sb", "vars": {"style": "noir"}, "shots": [shot]},
-                              images={"a.png": (640, 360)}, templates=templates)
+    folder = write_storyboard(
+        tmp_path,
+        {"id": "sb", "vars": {"style": "noir"}, "shots": [shot]},
+        images={"a.png": (640, 360)},
+        templates=templates,
+    )
     sb = load_storyboard(folder)
     return sb, sb.shots[0]
 

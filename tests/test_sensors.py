@@ -51,8 +51,9 @@ def test_reel_waits_until_every_shot_is_published(tmp_path: Path) -> None:
         result = evaluate(reel_sensor, instance, root, tmp_path)
         assert isinstance(result, dg.SkipReason)
         for shot in ("s01", "s02"):
-            instance.report_runless_asset_event(dg.AssetMaterialization(
-                "published_clip", partition=f"alpha__{shot}", metadata={"sha256": shot * 8}))
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization("published_clip", partition=f"alpha__{shot}", metadata={"sha256": shot * 8})
+            )
         ready = evaluate(reel_sensor, instance, root, tmp_path)
         assert [r.partition_key for r in ready.run_requests] == ["alpha"]
         again = evaluate(reel_sensor, instance, root, tmp_path, cursor=ready.cursor)

@@ -79,8 +79,10 @@ def draw_lighthouse() -> Image.Image:
         y2 = base - (base - top) * (i + 1) / 8
         w1 = 110 - 40 * i / 8
         w2 = 110 - 40 * (i + 1) / 8
-        d.polygon([(x0 - w1, y1), (x0 + w1, y1), (x0 + w2, y2), (x0 - w2, y2)],
-                  fill=(235, 235, 230) if i % 2 == 0 else (190, 40, 40))
+        d.polygon(
+            [(x0 - w1, y1), (x0 + w1, y1), (x0 + w2, y2), (x0 - w2, y2)],
+            fill=(235, 235, 230) if i % 2 == 0 else (190, 40, 40),
+        )
     d.rectangle([x0 - 80, top - 110, x0 + 80, top], fill=(60, 60, 70))
     d.rectangle([x0 - 60, top - 100, x0 + 60, top - 10], fill=(255, 240, 170))
     d.polygon([(x0 - 95, top - 110), (x0 + 95, top - 110), (x0, top - 190)], fill=(40, 40, 50))
@@ -106,7 +108,10 @@ def draw_market() -> Image.Image:
         stripe = [(200, 60, 50), (40, 110, 160), (230, 180, 50), (60, 140, 80)][rng.randint(0, 3)]
         d.rectangle([x, 420, x + w, 640], fill=(120, 90, 60))
         for sx in range(x, x + w, 30):
-            d.polygon([(sx, 360), (sx + 30, 360), (sx + 30, 430), (sx, 430)], fill=stripe if (sx // 30) % 2 else (245, 240, 230))
+            d.polygon(
+                [(sx, 360), (sx + 30, 360), (sx + 30, 430), (sx, 430)],
+                fill=stripe if (sx // 30) % 2 else (245, 240, 230),
+            )
         for _ in range(14):
             fx, fy = rng.randint(x + 10, x + w - 30), rng.randint(470, 600)
             c = [(230, 120, 40), (200, 40, 40), (240, 210, 60), (90, 170, 60)][rng.randint(0, 3)]
@@ -132,8 +137,13 @@ def draw_gulls() -> Image.Image:
         x, y, s = rng.randint(80, 1500), rng.randint(150, 750), rng.uniform(0.6, 1.8)
         wing = 60 * s
         lift = rng.uniform(-0.5, 0.5)
-        pts = [(x - wing, y - wing * (0.35 + lift * 0.3)), (x - wing * 0.45, y - wing * 0.05), (x, y + 4 * s),
-               (x + wing * 0.45, y - wing * 0.05), (x + wing, y - wing * (0.35 - lift * 0.3))]
+        pts = [
+            (x - wing, y - wing * (0.35 + lift * 0.3)),
+            (x - wing * 0.45, y - wing * 0.05),
+            (x, y + 4 * s),
+            (x + wing * 0.45, y - wing * 0.05),
+            (x + wing, y - wing * (0.35 - lift * 0.3)),
+        ]
         d.line(pts, fill=(60, 60, 70), width=max(2, int(5 * s)), joint="curve")
     d.polygon([(0, 880), (1600, 840), (1600, 1000), (0, 1000)], fill=(60, 90, 120))
     return img
@@ -141,7 +151,12 @@ def draw_gulls() -> Image.Image:
 
 def main() -> None:
     HERE.mkdir(parents=True, exist_ok=True)
-    for name, fn in {"boats": draw_boats, "lighthouse": draw_lighthouse, "market": draw_market, "gulls": draw_gulls}.items():
+    for name, fn in {
+        "boats": draw_boats,
+        "lighthouse": draw_lighthouse,
+        "market": draw_market,
+        "gulls": draw_gulls,
+    }.items():
         fn().save(HERE / f"{name}.png", optimize=True)
         print(f"drew images/{name}.png")
 
