@@ -36,11 +36,7 @@ def make_clip(
 ) -> Path:
     """An H.264 (+ AAC) mp4 from lavfi. `video` is a lavfi source name or "color=c=<colour>"."""
     w, h = size
-    source = (
-        f"{video}:size={w}x{h}:rate={fps}"
-        if video.startswith("color")
-        else f"{video}=size={w}x{h}:rate={fps}"
-    )
+    source = f"{video}:size={w}x{h}:rate={fps}" if video.startswith("color") else f"{video}=size={w}x{h}:rate={fps}"
     args = [ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-t", str(duration), "-i", source]
     if audio:
         args += ["-f", "lavfi", "-t", str(duration), "-i", _AUDIO[audio], "-c:a", "aac", "-b:a", "128k"]
@@ -66,9 +62,7 @@ def gray_frames(path: Path) -> np.ndarray:
 
 def ffmpeg_i(path: Path) -> str:
     """What `ffmpeg -i` prints about a file."""
-    return subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True
-    ).stderr
+    return subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
 
 
 def zombie_children() -> list[int]:

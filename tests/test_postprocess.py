@@ -43,12 +43,8 @@ def _render(src: Path, tmp_path: Path, **spec: object):
 @pytest.mark.parametrize(
     ("fmt", "frame"), [("landscape", (854, 480)), ("portrait", (480, 854)), ("square", (480, 480))]
 )
-def test_frame_size_per_format_and_fit(
-    src, tmp_path: Path, fmt: str, frame: tuple[int, int], fit: str
-) -> None:
-    result, out = _render(
-        src["landscape"], tmp_path, format=fmt, resolution="480p", fit=fit, trim=(0.0, 0.5), fade=0
-    )
+def test_frame_size_per_format_and_fit(src, tmp_path: Path, fmt: str, frame: tuple[int, int], fit: str) -> None:
+    result, out = _render(src["landscape"], tmp_path, format=fmt, resolution="480p", fit=fit, trim=(0.0, 0.5), fade=0)
     info = probe(out)
     assert (info.width, info.height) == frame == (result.width, result.height)
     if fit == "contain" and fmt != "landscape":
@@ -98,9 +94,7 @@ def test_deliverable_encoding_audio_loudness_faststart(src, tmp_path: Path) -> N
     assert info.tags["title"] == "Dawn" and info.tags["shot_id"] == "s01"
     # Lineage: every step, no path of this machine anywhere.
     names = [s["step"] for s in result.steps]
-    assert {"source", "conform_rate", "colour", "fit", "fade", "audio_conform", "loudness", "encode"} <= set(
-        names
-    )
+    assert {"source", "conform_rate", "colour", "fit", "fade", "audio_conform", "loudness", "encode"} <= set(names)
     assert result.encoder["video"]["preset"] == FAST
     dumped = json.dumps(result.model_dump())
     assert str(tmp_path) not in dumped and "/tmp" not in dumped
@@ -151,9 +145,7 @@ def test_long_caption_is_wrapped_inside_the_title_safe_area(src, tmp_path: Path)
         "The fishing boats come home at dawn while gulls argue over the nets, jumping quays, "
         "piers and yards; everyone agrees the light is gorgeous"
     )
-    result, out = _render(
-        src["grey"], tmp_path, format="portrait", resolution="480p", fade=0, caption=caption
-    )
+    result, out = _render(src["grey"], tmp_path, format="portrait", resolution="480p", fade=0, caption=caption)
     assert result.has_caption
     layout = next(s for s in result.steps if s["step"] == "caption")
     assert len(layout["lines"]) > 1 and not layout["truncated"]

@@ -82,9 +82,7 @@ def test_preview_clip_is_to_spec(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("size", "expected"), [((600, 1000), (480, 854)), ((700, 680), (480, 480))])
-def test_preview_frame_follows_the_still(
-    tmp_path: Path, size: tuple[int, int], expected: tuple[int, int]
-) -> None:
+def test_preview_frame_follows_the_still(tmp_path: Path, size: tuple[int, int], expected: tuple[int, int]) -> None:
     image = _still(tmp_path / "still.png", size)
     result = PreviewGenerator().generate(_request(image, size, key="k", duration=1), tmp_path, lambda _: None)
     info = probe(result.video_path)

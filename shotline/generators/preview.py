@@ -170,31 +170,16 @@ class PreviewGenerator:
                     f"{perspective_filter(motion, frames)},format=yuv420p,{BT709_TAGS}[vout]"
                 )
                 with atomic_path(out) as part:
+                    # fmt: off
                     args: list[Arg] = [
-                        "-y",
-                        "-nostats",
-                        "-i",
-                        PathArg(still, "still.png"),
-                        "-filter_complex",
-                        f"{video};{audio}",
-                        "-map",
-                        "[vout]",
-                        "-map",
-                        "[aout]",
-                        "-frames:v",
-                        str(frames),
-                        *self.encoding.video_args(),
-                        *self.encoding.audio_args(),
-                        "-map_metadata",
-                        "-1",
-                        "-metadata",
-                        "comment=shotline preview (offline, not generated)",
-                        "-movflags",
-                        "+faststart",
-                        "-f",
-                        "mp4",
-                        PathArg(part, "preview.mp4"),
+                        "-y", "-nostats", "-i", PathArg(still, "still.png"),
+                        "-filter_complex", f"{video};{audio}",
+                        "-map", "[vout]", "-map", "[aout]", "-frames:v", str(frames),
+                        *self.encoding.video_args(), *self.encoding.audio_args(),
+                        "-map_metadata", "-1", "-metadata", "comment=shotline preview (offline, not generated)",
+                        "-movflags", "+faststart", "-f", "mp4", PathArg(part, "preview.mp4"),
                     ]
+                    # fmt: on
                     run_ffmpeg(args, what=f"preview of {request.shot_id}")
                     info = probe(part)
         except (MediaError, OSError, ValueError) as exc:

@@ -57,50 +57,22 @@ class Encoding(BaseModel):
     audio_bitrate_kbps: int = 192
 
     def video_args(self) -> list[str]:
+        # fmt: off
         return [
-            "-c:v",
-            "libx264",
-            "-profile:v",
-            "high",
-            "-preset",
-            self.preset,
-            "-crf",
-            str(self.crf),
-            "-pix_fmt",
-            "yuv420p",
-            "-g",
-            str(self.gop),
-            "-bf",
-            str(self.bframes),
-            "-flags",
-            "+cgop",
-            "-fps_mode",
-            "cfr",
-            "-r",
-            str(FPS),
-            "-colorspace",
-            "bt709",
-            "-color_primaries",
-            "bt709",
-            "-color_trc",
-            "bt709",
-            "-color_range",
-            "tv",
+            "-c:v", "libx264", "-profile:v", "high", "-preset", self.preset, "-crf", str(self.crf),
+            "-pix_fmt", "yuv420p", "-g", str(self.gop), "-bf", str(self.bframes), "-flags", "+cgop",
+            "-fps_mode", "cfr", "-r", str(FPS),
+            "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
         ]
+        # fmt: on
 
     def audio_args(self) -> list[str]:
+        # fmt: off
         return [
-            "-c:a",
-            "aac",
-            "-profile:a",
-            "aac_low",
-            "-b:a",
-            f"{self.audio_bitrate_kbps}k",
-            "-ar",
-            str(AUDIO_RATE),
-            "-ac",
-            "2",
+            "-c:a", "aac", "-profile:a", "aac_low", "-b:a", f"{self.audio_bitrate_kbps}k",
+            "-ar", str(AUDIO_RATE), "-ac", "2",
         ]
+        # fmt: on
 
     def describe(self) -> dict[str, object]:
         return {

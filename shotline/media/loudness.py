@@ -73,17 +73,11 @@ def measure_graph(
     Returns the measurement and the command summary.
     """
     graph = f"{audio_graph};[{audio_label}]loudnorm=print_format=json[loudness_probe]"
+    # fmt: off
     args: list[Arg] = [
-        "-nostats",
-        *input_args,
-        "-filter_complex",
-        graph,
-        "-map",
-        "[loudness_probe]",
-        "-f",
-        "null",
-        "-",
+        "-nostats", *input_args, "-filter_complex", graph, "-map", "[loudness_probe]", "-f", "null", "-",
     ]
+    # fmt: on
     run = run_ffmpeg(args, what=what)
     raw = parse_loudnorm_json(run.stderr)
     m = LoudnormMeasurement(
@@ -100,7 +94,7 @@ def normalize_filter(target: LoudnessTarget, m: LoudnormMeasurement) -> tuple[st
     """Pass 2's filter chain (empty for silence) and the step record describing it."""
     step: dict[str, object] = {
         "step": "loudness",
-        "method": "ffmpeg loudnorm, two-pass (EBU R128)",
+        "method": "two-pass EBU R128: loudnorm measures, then a linear gain",
         "target_lufs": target.integrated_lufs,
         "true_peak_ceiling_dbtp": target.true_peak_dbtp,
         "measured": {

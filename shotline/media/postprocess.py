@@ -147,14 +147,24 @@ def _plan_timing(info: VideoInfo, spec: FinishSpec, steps: list[dict[str, Any]])
     return plan
 
 
+# Input colour standards the `colorspace` filter converts from, by the matrix a source is tagged with.
+# Primaries and transfer are often left unknown by encoders; the matrix implies the standard.
+_CONVERTIBLE = {"smpte170m": "bt601-6-525", "bt470bg": "bt601-6-625", "bt2020nc": "bt2020", "bt2020c": "bt2020"}
+
+
 def _colour_filter(info: VideoInfo, steps: list[dict[str, Any]]) -> str:
     """BT.709 out. Untagged sources are taken as BT.709 (what HD generators and browsers assume)."""
     space = info.color_space
     if space in (None, "bt709"):
         steps.append({"step": "colour", "source": space or "untagged (taken as bt709)", "output": "bt709"})
         return ""
-    steps.append({"step": "colour", "source": space, "output": "bt709", "converted": True})
-    return "colorspace=all=bt709:format=yuv420p,"
+    standard = _CONVERTIBLE.get(space)
+    if standard is None:
+        steps.append({"step": "colour", "source": space, "output": "bt709", "converted": False,
+                      "note": "no conversion known for this matrix; pixels kept, tagged bt709"})  # fmt: skip
+        return ""
+    steps.append({"step": "colour", "source": space, "output": "bt709", "converted": True, "from": standard})
+    return f"colorspace=all=bt709:iall={standard}:format=yuv420p,"
 
 
 def _audio_chain(info: VideoInfo, plan: _Plan, steps: list[dict[str, Any]]) -> str:
@@ -278,27 +288,15 @@ def render_final(src: Path, spec: FinishSpec, out: Path, scratch: Path) -> Finis
         encoding = spec.encoding
         tags = spec.metadata()
         with atomic_path(out) as part:
+            # fmt: off
             args: list[Arg] = [
-                "-y",
-                "-nostats",
-                *inputs,
-                "-filter_complex",
-                f"{video};{audio_out}",
-                "-map",
-                "[vout]",
-                "-map",
-                "[aout]",
-                *encoding.video_args(),
-                *encoding.audio_args(),
-                "-map_metadata",
-                "-1",
-                "-map_chapters",
-                "-1",
-                *metadata_args(tags),
-                "-f",
-                "mp4",
-                PathArg(part, "output.mp4"),
+                "-y", "-nostats", *inputs,
+                "-filter_complex", f"{video};{audio_out}", "-map", "[vout]", "-map", "[aout]",
+                *encoding.video_args(), *encoding.audio_args(),
+                "-map_metadata", "-1", "-map_chapters", "-1", *metadata_args(tags),
+                "-f", "mp4", PathArg(part, "output.mp4"),
             ]
+            # fmt: on
             run = run_ffmpeg(args, what=f"render of {src.name}")
             commands.append(summarize(args))
             loudness.record_pass2(run.stderr, loud_step)

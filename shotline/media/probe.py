@@ -246,26 +246,9 @@ def probe(path: str | Path) -> VideoInfo:
 def decode_check(path: str | Path) -> DecodeStats:
     """Decode every video and audio frame; any decoder or demuxer error raises MediaError."""
     path = Path(path)
-    run = run_ffmpeg(
-        [
-            "-v",
-            "error",
-            "-nostats",
-            "-i",
-            PathArg(path, "input"),
-            "-map",
-            "0:v",
-            "-map",
-            "0:a?",
-            "-f",
-            "null",
-            "-",
-            "-progress",
-            "pipe:1",
-        ],
-        what=f"decode check of {path.name}",
-        capture_stdout=True,
-    )
+    args = ["-v", "error", "-nostats", "-i", PathArg(path, "input"), "-map", "0:v", "-map", "0:a?",
+            "-f", "null", "-", "-progress", "pipe:1"]  # fmt: skip
+    run = run_ffmpeg(args, what=f"decode check of {path.name}", capture_stdout=True)
     errors = [ln for ln in run.stderr.splitlines() if ln.strip()]
     if errors:
         raise MediaError(f"{path.name}: decode errors\n{stderr_tail(run.stderr)}")
@@ -313,21 +296,9 @@ _EBUR128_PEAK_RE = re.compile(r"^\s*Peak:\s+(-?[\d.]+|-?inf|nan) dBFS", re.MULTI
 def measure_loudness(path: str | Path) -> tuple[float, float]:
     """(integrated loudness in LUFS, true peak in dBTP) of the first audio stream, by ffmpeg's ebur128."""
     path = Path(path)
-    run = run_ffmpeg(
-        [
-            "-nostats",
-            "-i",
-            PathArg(path, "input"),
-            "-map",
-            "0:a:0",
-            "-af",
-            "ebur128=peak=true:framelog=quiet",
-            "-f",
-            "null",
-            "-",
-        ],
-        what=f"loudness of {path.name}",
-    )
+    args = ["-nostats", "-i", PathArg(path, "input"), "-map", "0:a:0",
+            "-af", "ebur128=peak=true:framelog=quiet", "-f", "null", "-"]  # fmt: skip
+    run = run_ffmpeg(args, what=f"loudness of {path.name}")
     summary = run.stderr[run.stderr.rfind("Summary:") :]
     i_match, p_match = _EBUR128_I_RE.search(summary), _EBUR128_PEAK_RE.search(summary)
     if "Summary:" not in run.stderr or not i_match or not p_match:

@@ -173,9 +173,7 @@ def render_reel(
         video_parts.append(video)
         audio_parts.append(audio)
         conform_steps.append(step)
-    steps.append(
-        {"step": "conform", "frame": list(frame), "fps": FPS, "fit": "contain", "clips": conform_steps}
-    )
+    steps.append({"step": "conform", "frame": list(frame), "fps": FPS, "fit": "contain", "clips": conform_steps})
     video_join, audio_join, starts = _join(frames, t_frames)
     steps.append(
         {
@@ -189,8 +187,7 @@ def render_reel(
     half = t_frames / FPS / 2
     bounds = [0.0] + [s + half for s in starts[1:]] + [duration]
     chapter_list = [
-        Chapter(title=titles[i], start_s=round(bounds[i], 3), end_s=round(bounds[i + 1], 3))
-        for i in range(len(clips))
+        Chapter(title=titles[i], start_s=round(bounds[i], 3), end_s=round(bounds[i + 1], 3)) for i in range(len(clips))
     ]
     steps.append({"step": "chapters", "chapters": [c.model_dump() for c in chapter_list]})
 
@@ -211,36 +208,19 @@ def render_reel(
         norm, loud_step = loudness.normalize_filter(target, measured)
         meta_file = tmp / "chapters.txt"
         write_ffmetadata(chapter_list, meta_file)
-        graph = (
-            f"{video_graph};[vjoin]format=yuv420p,{BT709_TAGS}[vout];"
-            f"{audio_graph};[ajoin]{norm or 'anull'}[aout]"
-        )
+        graph = f"{video_graph};[vjoin]format=yuv420p,{BT709_TAGS}[vout];{audio_graph};[ajoin]{norm or 'anull'}[aout]"
         with atomic_path(out) as part:
+            # fmt: off
             args: list[Arg] = [
-                "-y",
-                "-nostats",
-                *inputs,
-                "-i",
-                PathArg(meta_file, "chapters.ffmetadata"),
-                "-filter_complex",
-                graph,
-                "-map",
-                "[vout]",
-                "-map",
-                "[aout]",
-                *encoding.video_args(),
-                *encoding.audio_args(),
-                # Global tags come from -metadata below; the ffmetadata input carries the chapters and
-                # must be the metadata source too, or the mp4 muxer drops the chapter titles.
-                "-map_metadata",
-                str(len(clips)),
-                "-map_chapters",
-                str(len(clips)),
-                *metadata_args(meta),
-                "-f",
-                "mp4",
-                PathArg(part, "reel.mp4"),
+                "-y", "-nostats", *inputs, "-i", PathArg(meta_file, "chapters.ffmetadata"),
+                "-filter_complex", graph, "-map", "[vout]", "-map", "[aout]",
+                *encoding.video_args(), *encoding.audio_args(),
+                # The ffmetadata input carries the chapters and must also be the metadata source, or the
+                # mp4 muxer drops the chapter titles; the global tags come from -metadata.
+                "-map_metadata", str(len(clips)), "-map_chapters", str(len(clips)), *metadata_args(meta),
+                "-f", "mp4", PathArg(part, "reel.mp4"),
             ]
+            # fmt: on
             run = run_ffmpeg(args, what="reel render")
             commands.append(summarize(args))
             loudness.record_pass2(run.stderr, loud_step)

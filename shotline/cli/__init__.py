@@ -1,0 +1,24 @@
+"""`shotline`: the command line beside Dagster. One module per subcommand, each with `register(subparsers)`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from shotline.cli import estimate, validate
+from shotline.config import Settings
+
+COMMANDS = [validate, estimate]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="shotline", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        command.register(sub)
+    args = parser.parse_args(argv)
+    return int(args.func(args, Settings.from_env()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

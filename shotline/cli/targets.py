@@ -1,0 +1,17 @@
+"""How the commands name a storyboard: its folder, its storyboard.yaml, or its id under SHOTLINE_STORYBOARDS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shotline.config import Settings
+from shotline.storyboard import STORYBOARD_FILE
+
+
+def storyboard_folder(target: str, settings: Settings) -> Path:
+    path = Path(target)
+    if (path / STORYBOARD_FILE).is_file():
+        return path
+    if path.name == STORYBOARD_FILE:
+        return path.parent
+    return Path(settings.storyboards) / target
