@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,9 +14,14 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temp path beside `target`; on success rename it over `target`, on failure remove it."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part" + target.suffix, dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    # Not mkstemp: its 0600 mode would make every published file private; O_EXCL gives the same safety.
+    while True:
+        tmp_path = target.parent / f".{target.name}.{secrets.token_hex(6)}.part{target.suffix}"
+        try:
+            os.close(os.open(tmp_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            break
+        except FileExistsError:
+            continue
     try:
         yield tmp_path
         os.replace(tmp_path, target)

@@ -29,6 +29,9 @@ def src(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "loud": make_clip(d / "loud.mp4", size=(320, 240), duration=1.5, audio="loud"),
         "mono": make_clip(d / "mono.mp4", size=(320, 240), duration=1.5, audio="mono"),
         "grey": make_clip(d / "grey.mp4", size=(854, 480), duration=1.0, video="color=c=0x606060"),
+        "sd601": make_clip(
+            d / "sd601.mp4", size=(640, 480), duration=0.5, extra=["-vf", "setparams=colorspace=smpte170m"]
+        ),
     }
 
 
@@ -99,6 +102,15 @@ def test_deliverable_encoding_audio_loudness_faststart(src, tmp_path: Path) -> N
     dumped = json.dumps(result.model_dump())
     assert str(tmp_path) not in dumped and "/tmp" not in dumped
     assert len(result.ffmpeg_commands) == 2 and all(c.startswith("ffmpeg ") for c in result.ffmpeg_commands)
+
+
+def test_bt601_source_is_converted_to_bt709(src, tmp_path: Path) -> None:
+    assert probe(src["sd601"]).color_space == "smpte170m"
+    result, out = _render(src["sd601"], tmp_path, resolution="480p", fade=0)
+    colour = next(s for s in result.steps if s["step"] == "colour")
+    assert colour["converted"] and colour["from"] == "bt601-6-525"
+    info = probe(out)
+    assert (info.color_space, info.color_primaries, info.color_transfer) == ("bt709", "bt709", "bt709")
 
 
 def test_loud_input_is_brought_down_within_the_peak_ceiling(src, tmp_path: Path) -> None:
