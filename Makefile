@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat constraints.txt pyproject.toml | cksum | cut -d' ' -f1)
-export DAGSTER_HOME ?= $(CURDIR)/.dagster
+DAGSTER_HOME ?= $(CURDIR)/.dagster
 
 .PHONY: demo test install dev lint bench lock clean
 
@@ -22,13 +22,13 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	cp dagster.yaml $@
 
 demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml  ## run the clip job on every demo shot, then the reel
-	$(PY) -m pipelines.demo
+	DAGSTER_HOME=$(DAGSTER_HOME) $(PY) -m pipelines.demo
 
 test: $(STAMP)  ## the whole test suite
 	$(PY) -m pytest -q
 
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml  ## the Dagster UI and daemon on http://127.0.0.1:3000
-	$(VENV)/bin/dagster dev -w workspace.yaml
+	DAGSTER_HOME=$(DAGSTER_HOME) $(VENV)/bin/dagster dev -w workspace.yaml
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -41,8 +41,8 @@ def test_fal_key_is_bound_as_an_env_var_never_a_value() -> None:
     assert "sk-secret-value" not in repr(resources)
 
 
-def test_dagster_cli_validates_the_workspace() -> None:
-    env = {k: v for k, v in os.environ.items() if k != "FAL_KEY"}
+def test_dagster_cli_validates_the_workspace(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "FAL_KEY"} | {"DAGSTER_HOME": str(tmp_path)}
     dagster = Path(sys.executable).with_name("dagster")
     result = subprocess.run(
         [str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
