@@ -11,6 +11,8 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import dagster as dg
 
@@ -47,6 +49,15 @@ def _run(job_name: str, partition_key: str, instance: dg.DagsterInstance, asset:
         )
         return Outcome(partition_key, False, seconds, {}, message)
     return Outcome(partition_key, True, seconds, latest_metadata_or_none(instance, asset, partition_key) or {})
+
+
+def _where(uri: object) -> str:
+    """A local file as a path relative to here when it can be, anything else (s3://...) as it is."""
+    text = str(uri)
+    if not text.startswith("file://"):
+        return text
+    path = Path(unquote(urlparse(text).path))
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
 def _raw(instance: dg.DagsterInstance, key: str) -> dict[str, object]:
@@ -96,15 +107,16 @@ def main() -> int:
             reel = _run("reel_job", sb.id, instance, "storyboard_reel")
             print(f" done in {reel.seconds:.1f} s" if reel.ok else f" FAILED\n      {reel.error}")
             failed += 0 if reel.ok else 1
-        print(f"\n  {'shot':<28} {'cost':>7}  clip")
+        print(f"\n  {'shot':<28} {'clip cost':>9}  clip")
         for o in outcomes:
             if o.ok:
                 raw = _raw(instance, o.key)
                 shot_id = o.key.split("__", 1)[1]
-                print(f"  {shot_id:<28} ${float(raw.get('cost_usd', 0.0)):>6.2f}  {o.metadata.get('uri')}")  # type: ignore[arg-type]
+                cost = float(raw.get("original_cost_usd", 0.0))  # type: ignore[arg-type]
+                print(f"  {shot_id:<28} ${cost:>8.2f}  {_where(o.metadata.get('uri'))}")
         if reel is not None and reel.ok:
-            print(f"  {'reel':<28} {'':>7}  {reel.metadata.get('uri')}")
-            print(f"  manifests beside each clip; reel manifest: {reel.metadata.get('manifest_uri')}")
+            print(f"  {'reel':<28} {'':>9}  {_where(reel.metadata.get('uri'))}")
+            print(f"  manifests beside each clip; reel manifest: {_where(reel.metadata.get('manifest_uri'))}")
     print(f"\nspent on generation this run: ${total_cost:.2f}")
     print("browse runs and lineage: make dev  (Dagster UI on http://127.0.0.1:3000)")
     return 1 if failed else 0
