@@ -6,11 +6,12 @@ import dagster as dg
 
 from assets.failures import dagster_failures
 from assets.partitions import shots
-from assets.resources import WorkspaceResource
+from assets.resources import PublisherResource, WorkspaceResource
 from assets.upstream import upstream_metadata
-from shotline.finishing import finish_clip, finish_spec_for
+from shotline.finishing import finish_clip, finish_spec_for, with_shot_finishing
+from shotline.publish import lineage_uri
 
-CODE_VERSION = "1"
+CODE_VERSION = "2"
 
 
 @dg.asset(
@@ -21,7 +22,9 @@ CODE_VERSION = "1"
     deps=["raw_clip"],
     description="The deliverable: the storyboard's frame, fit, trim, fades, caption, loudness and encoding.",
 )
-def final_clip(context: dg.AssetExecutionContext, workspace: WorkspaceResource) -> dg.MaterializeResult:
+def final_clip(
+    context: dg.AssetExecutionContext, workspace: WorkspaceResource, publisher: PublisherResource
+) -> dg.MaterializeResult:
     with dagster_failures():
         storyboard, shot = workspace.shot(context.partition_key)
         store = workspace.store()
@@ -33,8 +36,15 @@ def final_clip(context: dg.AssetExecutionContext, workspace: WorkspaceResource) 
                 allow_retries=False,
             )
         spec = finish_spec_for(
-            storyboard, shot, generator=raw["generator"], model=raw.get("model"), request_id=raw.get("fal_request_id")
+            storyboard,
+            shot,
+            generator=raw["generator"],
+            model=raw.get("model"),
+            request_id=raw.get("fal_request_id"),
+            # the mp4 carries where its lineage is published, so the file alone leads back to its manifest
+            lineage_uri=lineage_uri(publisher.publish_uri, storyboard.id, shot.id),
         )
+        spec = with_shot_finishing(spec, storyboard, shot)
         done = finish_clip(Path(raw_file.path), raw["sha256"], spec, store, context.partition_key)
     return dg.MaterializeResult(
         metadata={
@@ -45,6 +55,7 @@ def final_clip(context: dg.AssetExecutionContext, workspace: WorkspaceResource) 
             "height": done.render.height,
             "duration_s": done.render.duration_s,
             "cache_hit": done.cache_hit,
+            "finish_mode": done.render.mode,
             "steps": dg.MetadataValue.json(done.render.steps),
             "lineage": dg.MetadataValue.json(done.model_dump(mode="json", exclude={"path", "thumbnail_path"})),
         },

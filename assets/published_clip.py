@@ -7,9 +7,11 @@ from assets.failures import dagster_failures
 from assets.partitions import shots
 from assets.resources import PublisherResource, WorkspaceResource
 from assets.upstream import upstream_metadata
+from shotline.finishing import RENDER_VERSION
 from shotline.lineage import clip_manifest
+from shotline.publish import PublishedClip
 
-CODE_VERSION = "1"
+CODE_VERSION = "2"
 CHAIN = {"source_image": source_image, "clip_prompt": clip_prompt, "raw_clip": raw_clip, "final_clip": final_clip}
 
 
@@ -34,7 +36,10 @@ def published_clip(
             raise dg.Failure(
                 "the final clip is gone from the working store: rematerialize final_clip", allow_retries=False
             )
-        code_versions = {name: module.CODE_VERSION for name, module in CHAIN.items()} | {"published_clip": CODE_VERSION}
+        code_versions = {name: module.CODE_VERSION for name, module in CHAIN.items()} | {
+            "published_clip": CODE_VERSION,
+            "render": RENDER_VERSION,
+        }
         published = publisher.publisher().publish_clip(
             storyboard.id,
             shot.id,
@@ -50,11 +55,28 @@ def published_clip(
                 published=media.manifest_section(),
                 run_id=context.run.run_id,
                 code_versions=code_versions,
+                # each upstream returns its content's sha256 as its data version
                 upstream_data_versions={name: md["sha256"] for name, md in upstream.items()},
             ),
             generator=upstream["raw_clip"]["generator"],
         )
+    metadata = publish_metadata(published)
+    metadata["spec_sha256"] = storyboard.shot_spec_hash(shot)
+    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(published.sha256))
+
+
+def publish_metadata(published: PublishedClip) -> dict[str, object]:
+    """Materialization metadata of a published clip or reel: URIs, sizes and checksums of every object, and
+    for S3 presigned links to the video and thumbnail with when they expire."""
     metadata: dict[str, object] = {k: v for k, v in published.metadata().items() if v is not None}
     if published.url:
         metadata["url"] = dg.MetadataValue.url(published.url)
-    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(published.sha256))
+    if published.thumbnail_url:
+        metadata["thumbnail_url"] = dg.MetadataValue.url(published.thumbnail_url)
+    if published.url_expires_at:
+        metadata["url_expires_at"] = dg.MetadataValue.timestamp(published.url_expires_at)
+        metadata["url_expiry"] = (
+            f"presigned (SigV4) links, valid until {published.url_expires_at.isoformat(timespec='seconds')}; "
+            "rematerialize for fresh ones"
+        )
+    return metadata

@@ -1,4 +1,9 @@
-"""raw_clip: generate the clip with the configured generator, at most once per distinct input."""
+"""raw_clip: generate the clip with the configured generator, at most once per distinct input.
+
+On fal, every record of the request ledger (submitting, submitted with request id and URLs, completed, failed,
+cancelled, with whether it was billed and what it cost) is also logged as an AssetObservation of this
+partition the moment it is written; queue position and fal's log lines go to the run's log.
+"""
 
 import dagster as dg
 
@@ -8,7 +13,9 @@ from assets.resources import GeneratorResource, PublisherResource, WorkspaceReso
 from assets.upstream import upstream_metadata
 from shotline.generation import clip_key, generate_clip
 from shotline.generators.base import GenerationRequest
-from shotline.images import image_url_for_fal, stored_image
+from shotline.images import check_image_current, image_url_for_fal, stored_image
+from shotline.ledger import LedgerEntry, LedgerState
+from shotline.prompts import check_prompt_current
 
 CODE_VERSION = "1"
 
@@ -34,7 +41,24 @@ def raw_clip(
         store = workspace.store()
         image = stored_image(upstream_metadata(context, "source_image")["lineage"], store)
         prompt = upstream_metadata(context, "clip_prompt")["prompt"]
-        gen = generator.build(store)
+        # before anything is paid for: the inputs found upstream are still the shot's own
+        check_image_current(image, shot.image, storyboard_id=storyboard.id, shot_id=shot.id)
+        check_prompt_current(storyboard, shot, prompt)
+
+        recorded: list[LedgerEntry] = []
+
+        def observe(entry: LedgerEntry) -> None:
+            recorded.append(entry)
+            context.log_event(
+                dg.AssetObservation(
+                    asset_key=context.asset_key,
+                    partition=context.partition_key,
+                    description=f"fal request {entry.state.value}",
+                    metadata=entry.public_view(),
+                )
+            )
+
+        gen = generator.build(store, on_record=observe)
         request = GenerationRequest(
             storyboard_id=storyboard.id,
             shot_id=shot.id,
@@ -57,11 +81,18 @@ def raw_clip(
             duration=shot.duration,
             resolution=shot.resolution,
         )
-        clip = generate_clip(request, gen, store, context.log.info)
+        try:
+            clip = generate_clip(request, gen, store, context.log.info)
+        except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt):
+            # The run is being terminated and the generator has just cancelled the fal request. Dagster would
+            # turn the interrupt into a retry of this step (it has a RetryPolicy), and a retry would pay for
+            # a new request: stop for good instead.
+            raise _terminated(request, recorded[-1] if recorded else None) from None
     result = clip.result
     metadata: dict[str, object] = {
         "uri": clip.path.resolve().as_uri(),
         "sha256": clip.sha256,
+        "size_bytes": clip.size,
         "generator": result.generator,
         "preview": result.preview,
         "cost_usd": clip.cost_now_usd,
@@ -78,4 +109,48 @@ def raw_clip(
         metadata["model"] = result.model
     if result.request_id:
         metadata["fal_request_id"] = result.request_id
+    if "inference_s" in result.timings:
+        metadata["inference_time_s"] = float(result.timings["inference_s"])
+    if result.timings:
+        metadata["timings"] = dg.MetadataValue.json(dict(result.timings))
+    if clip.checked is not None:
+        metadata["num_frames"] = clip.checked.frames
+        metadata["has_audio"] = clip.checked.has_audio
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(clip.sha256))
+
+
+def _terminated(request: GenerationRequest, entry: LedgerEntry | None) -> dg.Failure:
+    where = f"storyboard {request.storyboard_id!r}, shot {request.shot_id!r}"
+    if entry is None:
+        return dg.Failure(
+            description=f"{where}: the run was terminated; no fal request was outstanding", allow_retries=False
+        )
+    rid = entry.request_id
+    if rid is None:
+        return dg.Failure(
+            description=f"{where}: the run was terminated during the fal submit, so its outcome is unknown "
+            f"(it may have been queued and billed); the ledger keeps clip {entry.clip_key} as 'submitting' and "
+            "no run submits it again by itself",
+            metadata={"fal_state": entry.state.value, "billed": "unknown"},
+            allow_retries=False,
+        )
+    if entry.state == LedgerState.CANCELLED:
+        cost = "it had started running, so it may be billed" if entry.billed else "it was still queued: not billed"
+        outcome = (
+            f"fal request {rid} was cancelled ({cost}). Not retried: run the shot again to submit a new request"
+        )
+    else:
+        outcome = (
+            f"fal request {rid} could not be cancelled and is {entry.state.value}; "
+            "running the shot again resumes it instead of paying for a new one"
+        )
+    return dg.Failure(
+        description=f"{where}: the run was terminated while generating; {outcome}",
+        metadata={
+            "fal_request_id": rid,
+            "fal_state": entry.state.value,
+            "billed": bool(entry.billed),
+            "cost_usd": entry.cost_usd or 0.0,
+        },
+        allow_retries=False,
+    )

@@ -3,13 +3,16 @@ through an EnvVar so it is never shown in the UI or stored in run config."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any, ClassVar
 
 import dagster as dg
 from pydantic import Field, SecretStr
 
 from shotline.config import DEFAULT_FAL_MODEL, DEFAULT_FAL_QUEUE_URL
 from shotline.generators.base import Generator
+from shotline.ledger import LedgerEntry
 from shotline.publish import Publisher, publisher_for
 from shotline.store import WorkStore
 from shotline.storyboard import Shot, Storyboard, load_storyboard, split_partition_key
@@ -41,19 +44,72 @@ class GeneratorResource(dg.ConfigurableResource):
     """Which generator makes the clips, and how to reach fal."""
 
     kind: str = Field(default="preview", description="SHOTLINE_GENERATOR: fal or preview")
-    fal_key: str | None = Field(default=None, description="FAL_KEY, through an EnvVar")
+    fal_key: str | None = Field(default=None, repr=False, description="FAL_KEY, through an EnvVar (never shown)")
     fal_queue_url: str = Field(default=DEFAULT_FAL_QUEUE_URL, description="SHOTLINE_FAL_QUEUE_URL")
     fal_model: str = Field(default=DEFAULT_FAL_MODEL, description="SHOTLINE_FAL_MODEL")
     budget_usd: float | None = Field(default=None, description="SHOTLINE_BUDGET_USD: daily cap on generation spend")
-    deadline_s: float = Field(default=1800.0, description="most a clip may take from submit to download")
+    deadline_s: float = Field(
+        default=1800.0,
+        gt=0,
+        description="SHOTLINE_FAL_DEADLINE_S: most a clip may take from submit to checked video; past it the "
+        "fal request is cancelled",
+    )
+    queue_timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="SHOTLINE_FAL_QUEUE_TIMEOUT_S: sent as X-Fal-Request-Timeout, how long fal may keep a "
+        "request waiting to start before dropping it (unbilled); default: the deadline",
+    )
+    poll_interval_s: float = Field(
+        default=0.5, gt=0, description="SHOTLINE_FAL_POLL_INTERVAL_S: first wait between status polls"
+    )
+    max_poll_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="SHOTLINE_FAL_MAX_POLL_INTERVAL_S: the wait between polls grows x1.5 up to this",
+    )
+
+    # the environment variables of the timing fields above (extend the design's table, never rename)
+    ENV_FIELDS: ClassVar[dict[str, str]] = {
+        "SHOTLINE_FAL_DEADLINE_S": "deadline_s",
+        "SHOTLINE_FAL_QUEUE_TIMEOUT_S": "queue_timeout_s",
+        "SHOTLINE_FAL_POLL_INTERVAL_S": "poll_interval_s",
+        "SHOTLINE_FAL_MAX_POLL_INTERVAL_S": "max_poll_interval_s",
+    }
+
+    @classmethod
+    def timing_from_env(cls, env: Mapping[str, str]) -> dict[str, float]:
+        """The timing fields set in `env` (unset or empty variables keep the defaults)."""
+        values: dict[str, float] = {}
+        for variable, field in cls.ENV_FIELDS.items():
+            raw = (env.get(variable) or "").strip()
+            if not raw:
+                continue
+            try:
+                value = float(raw)
+            except ValueError:
+                value = float("nan")
+            if not value > 0 or value == float("inf"):
+                raise ValueError(f"{variable} must be a positive number of seconds, not {raw!r}")
+            values[field] = value
+        return values
 
     @property
     def model(self) -> str | None:
         return self.fal_model if self.kind == "fal" else None
 
-    def build(self, store: WorkStore) -> Generator:
+    def build(self, store: WorkStore, *, on_record: Callable[[LedgerEntry], None] | None = None) -> Generator:
+        """The generator; `on_record` sees every fal ledger record as it is written (fal only)."""
         from shotline.generators.factory import build_generator
 
+        fal_options: dict[str, Any] = {}
+        if self.kind == "fal":
+            fal_options = {
+                "queue_timeout_s": self.queue_timeout_s,
+                "on_record": on_record,
+                "poll_interval": self.poll_interval_s,
+                "max_poll_interval": max(self.max_poll_interval_s, self.poll_interval_s),
+            }
         return build_generator(
             kind=self.kind,
             store=store,
@@ -62,6 +118,7 @@ class GeneratorResource(dg.ConfigurableResource):
             fal_model=self.fal_model,
             budget_usd=self.budget_usd,
             deadline_s=self.deadline_s,
+            **fal_options,
         )
 
 

@@ -4,6 +4,7 @@ import dagster as dg
 
 from assets.failures import dagster_failures
 from assets.partitions import storyboards
+from assets.published_clip import publish_metadata
 from assets.resources import PublisherResource, WorkspaceResource
 from assets.upstream import latest_metadata_or_none
 from shotline.finishing import cut_reel
@@ -11,7 +12,7 @@ from shotline.lineage import reel_manifest
 from shotline.manifest import ReelClip
 from shotline.storyboard import partition_key
 
-CODE_VERSION = "1"
+CODE_VERSION = "2"
 
 
 @dg.asset(
@@ -44,6 +45,7 @@ def storyboard_reel(
                     shot_id=shot.id,
                     sha256=final["sha256"],
                     manifest_uri=published.get("manifest_uri"),
+                    manifest_sha256=published.get("manifest_sha256"),
                     duration_s=final["duration_s"],
                     generator=raw["generator"],
                     cost_usd=raw["original_cost_usd"],
@@ -69,13 +71,11 @@ def storyboard_reel(
             ),
             thumbnail=reel.thumbnail_path,
         )
-    metadata: dict[str, object] = {k: v for k, v in published.metadata().items() if v is not None}
+    metadata = publish_metadata(published)
     metadata |= {
         "duration_s": reel.render.duration_s,
         "clips": len(clips),
         "cache_hit": reel.cache_hit,
         "total_cost_usd": round(sum(e.cost_usd for e in entries), 2),
     }
-    if published.url:
-        metadata["url"] = dg.MetadataValue.url(published.url)
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(reel.sha256))

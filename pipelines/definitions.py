@@ -9,7 +9,10 @@ import dagster as dg
 
 import assets
 from assets.resources import GeneratorResource, PublisherResource, WorkspaceResource
+from pipelines.automation import clip_automation_sensor, with_automation
 from pipelines.jobs import clip_job, reel_job
+from pipelines.operating import OperatingSettings
+from pipelines.schedules import LEDGER_ASSET, build_schedules
 from pipelines.sensors import reel_sensor, storyboard_sensor
 from shotline.config import Settings
 
@@ -27,18 +30,25 @@ def resources_from_env(env: Mapping[str, str] | None = None) -> dict[str, dg.Con
             fal_queue_url=settings.fal_queue_url,
             fal_model=settings.fal_model,
             budget_usd=settings.budget_usd,
+            **GeneratorResource.timing_from_env(env),
         ),
         "publisher": PublisherResource(publish_uri=settings.publish_target),
     }
 
 
 def build_definitions(env: Mapping[str, str] | None = None) -> dg.Definitions:
+    loaded = with_automation(dg.load_assets_from_package_module(assets))
+    ledger = LEDGER_ASSET if LEDGER_ASSET in reel_job.selection.resolve(loaded, allow_missing=True) else None
     return dg.Definitions(
-        assets=dg.load_assets_from_package_module(assets),
+        assets=loaded,
         asset_checks=dg.load_asset_checks_from_package_module(assets),
         jobs=[clip_job, reel_job],
-        sensors=[storyboard_sensor, reel_sensor],
+        sensors=[storyboard_sensor, reel_sensor, clip_automation_sensor],
+        schedules=build_schedules(OperatingSettings.from_env(env), ledger=ledger),
         resources=resources_from_env(env),
+        # every run executes its steps in its own process, one after another: UI backfills and automation
+        # runs (the implicit asset job) as well as clip_job and reel_job
+        executor=dg.in_process_executor,
     )
 
 

@@ -14,7 +14,9 @@ clip_job = dg.define_asset_job(
 
 reel_job = dg.define_asset_job(
     "reel_job",
-    selection=dg.AssetSelection.assets("storyboard_reel"),
+    # the contact sheet and the ledger do not need the reel: they are drawn even when a shot is missing
+    selection=dg.AssetSelection.assets("storyboard_reel", "contact_sheet", "production_ledger"),
     executor_def=dg.in_process_executor,
-    description="Cut a storyboard's final clips into its reel and publish it.",
+    description="Cut a storyboard's final clips into its reel and publish it, with its contact sheet and "
+    "production ledger.",
 )

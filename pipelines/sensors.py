@@ -11,11 +11,13 @@ from assets.partitions import shots, storyboards
 from assets.resources import WorkspaceResource
 from assets.upstream import latest_metadata_or_none
 from pipelines.jobs import clip_job, reel_job
+from pipelines.operating import OperatingSettings
 from shotline import catalog
 from shotline.hashing import stable_hash
 from shotline.storyboard import partition_key
 
-SENSOR_INTERVAL_S = 30
+# SHOTLINE_SENSOR_INTERVAL_S, read when the code location loads (pipelines/operating.py)
+SENSOR_INTERVAL_S = OperatingSettings.from_env().sensor_interval_s
 
 
 @dg.sensor(
@@ -23,7 +25,8 @@ SENSOR_INTERVAL_S = 30
     minimum_interval_seconds=SENSOR_INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Watches the storyboards location: adds a partition per new shot and storyboard, and runs "
-    "clip_job for every shot that is new or whose resolved spec (image, prompt, vars, settings) changed.",
+    "clip_job for every shot that is new or whose resolved spec (image, prompt, vars, settings) changed. "
+    "With SHOTLINE_AUTORUN=0 it only registers them: runs then come from UI backfills and the schedules.",
 )
 def storyboard_sensor(context: dg.SensorEvaluationContext, workspace: WorkspaceResource) -> dg.SensorResult:
     found = catalog.scan(workspace.storyboards_root())
@@ -40,6 +43,8 @@ def storyboard_sensor(context: dg.SensorEvaluationContext, workspace: WorkspaceR
         for key, spec in specs.items()
         if seen.get(key) != spec
     ]
+    if not OperatingSettings.from_env().autorun:
+        run_requests = []
     requests = []
     if new_shots:
         requests.append(shots.build_add_request(new_shots))

@@ -73,3 +73,12 @@ class MediaError(ShotlineError):
 
 class PublishError(ShotlineError):
     """An upload that did not land as it should (missing object, checksum mismatch...)."""
+
+
+class UrlRefused(ShotlineError):
+    """A URL shotline will not fetch (scheme, credentials, or an address that is not public). `url` is the
+    URL as shown in the message: without user info or query string."""
+
+    def __init__(self, message: str, url: str | None = None) -> None:
+        self.url = url
+        super().__init__(message)

@@ -8,26 +8,41 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from shotline.hashing import stable_hash
-from shotline.media.postprocess import FinishResult, FinishSpec, make_thumbnail, render_final
-from shotline.media.reel import ReelResult, render_reel
+from shotline.hashing import sha256_file, stable_hash
+from shotline.media.deliverable import Expected
+from shotline.media.encoding import FPS
+from shotline.media.frames import frame_size
+from shotline.media.postprocess import FinishResult, FinishSpec, LogoSpec, MusicSpec, make_thumbnail, render_final
+from shotline.media.reel import ReelResult, planned_duration, render_reel
+from shotline.media.timing import output_frames
 from shotline.store import WorkStore
-from shotline.storyboard import Shot, Storyboard
+from shotline.storyboard import Shot, Storyboard, resolve_inside
 
 FINAL_RECORDS = "finals"
 REEL_RECORDS = "reels"
 # Bump when the render recipe changes what comes out for the same inputs: old cache entries then miss.
-RENDER_VERSION = "1"
+RENDER_VERSION = "2"
 
 
 def finish_spec_for(
-    storyboard: Storyboard, shot: Shot, *, generator: str, model: str | None, request_id: str | None
+    storyboard: Storyboard,
+    shot: Shot,
+    *,
+    generator: str,
+    model: str | None,
+    request_id: str | None,
+    lineage_uri: str | None = None,
 ) -> FinishSpec:
+    """`lineage_uri`: where the shot's latest.json is published (shotline.publish.lineage_uri). The file
+    carries it with storyboard and shot, a key that does not depend on its own sha256: the manifest of this
+    very file is `<sha12>.json` beside that latest.json, sha12 being the start of the file's sha256."""
+    location = lineage_uri or f"{storyboard.id}/{shot.id}/latest.json"
     tags = {
         "storyboard": storyboard.id,
         "shot": shot.id,
         "generator": generator,
-        "comment": f"shotline {storyboard.id}/{shot.id} lineage: {storyboard.id}/{shot.id}/latest.json",
+        "lineage": location,
+        "comment": f"shotline {storyboard.id}/{shot.id} lineage: {location}",
     }
     if model:
         tags["model"] = model
@@ -37,12 +52,87 @@ def finish_spec_for(
         format=shot.format,
         resolution=shot.resolution,
         fit=shot.fit,
-        trim=shot.trim,
+        # A generator may run a frame or two long (fal returns 6.04 s for 6 s): the deliverable keeps what
+        # was asked for, so its duration is the requested one minus the trim.
+        trim=shot.trim or (0.0, float(shot.duration)),
         fade=shot.fade,
         caption=shot.caption,
         loudness_lufs=shot.loudness_lufs,
         title=f"{storyboard.title}: {shot.id}",
         tags=tags,
+    )
+
+
+def with_shot_finishing(spec: FinishSpec, storyboard: Storyboard, shot: Shot) -> FinishSpec:
+    """`spec` plus the shot's own finishing options: contain fill, speed, caption placement and timing,
+    logo and music bed (their files resolved inside the storyboard folder), and a trim to the requested
+    duration when the shot has none."""
+    extra: dict[str, Any] = {
+        # Exactly the requested length: a generator may return a frame more than asked for.
+        "trim": spec.trim if spec.trim is not None else (0.0, float(shot.duration)),
+        "fill": shot.fill,
+        "speed": shot.speed,
+        "caption_position": shot.caption_position,
+        "caption_start": shot.caption_start,
+        "caption_end": shot.caption_end,
+    }
+    if shot.logo is not None:
+        extra["logo"] = LogoSpec(
+            path=resolve_inside(storyboard.folder, shot.logo.image, what="logo"),
+            position=shot.logo.position,
+            scale=shot.logo.scale,
+            opacity=shot.logo.opacity,
+        )
+    if shot.music is not None:
+        extra["music"] = MusicSpec(
+            path=resolve_inside(storyboard.folder, shot.music.file, what="music"),
+            level_db=shot.music.level_db,
+            loop=shot.music.loop,
+        )
+    return FinishSpec.model_validate({**dict(spec), **extra})
+
+
+def _spec_key(spec: FinishSpec) -> dict[str, Any]:
+    """The spec as a cache key: the content of its logo and music files, not where they are."""
+    key = spec.model_dump(mode="json", exclude={"logo": {"path"}, "music": {"path"}})
+    for name in ("logo", "music"):
+        part = getattr(spec, name)
+        if part is not None:
+            key[name]["sha256"] = sha256_file(part.path)
+    return key
+
+
+def final_duration(shot: Shot) -> float:
+    """How long the shot's deliverable must last: the requested duration, minus the trim, over the speed."""
+    start, end = shot.trim if shot.trim is not None else (0.0, float(shot.duration))
+    return output_frames(start, end, shot.speed) / FPS
+
+
+def expected_final(shot: Shot, *, source_has_audio: bool = True) -> Expected:
+    """What the shot's deliverable must be, from the storyboard alone (for the asset checks)."""
+    width, height = frame_size(shot.format, shot.resolution)
+    return Expected(
+        width=width,
+        height=height,
+        duration_s=final_duration(shot),
+        loudness_lufs=shot.loudness_lufs,
+        silent_ok=not source_has_audio and shot.music is None,
+    )
+
+
+def expected_reel(storyboard: Storyboard, *, silent_ok: bool = False) -> Expected:
+    """What the storyboard's reel must be: the first shot's frame, every shot's deliverable joined by the
+    reel's transition, one chapter per shot."""
+    first = storyboard.shots[0]
+    width, height = frame_size(first.format, first.resolution)
+    durations = [final_duration(s) for s in storyboard.shots]
+    return Expected(
+        width=width,
+        height=height,
+        duration_s=planned_duration(durations, storyboard.reel.transition, storyboard.reel.transition_seconds),
+        loudness_lufs=first.loudness_lufs,
+        silent_ok=silent_ok,
+        chapters=[s.id for s in storyboard.shots],
     )
 
 
@@ -58,7 +148,7 @@ class FinishedClip(BaseModel):
 
 
 def finish_clip(raw: Path, raw_sha256: str, spec: FinishSpec, store: WorkStore, label: str) -> FinishedClip:
-    key = stable_hash({"raw": raw_sha256, "spec": spec.model_dump(mode="json"), "render": RENDER_VERSION})
+    key = stable_hash({"raw": raw_sha256, "spec": _spec_key(spec), "render": RENDER_VERSION})
     record = store.get_record(FINAL_RECORDS, key)
     if record is not None:
         done = FinishedClip.model_validate(record)
@@ -120,10 +210,14 @@ def cut_reel(storyboard: Storyboard, clips: list[tuple[str, Path, str]], store: 
             transition_seconds=storyboard.reel.transition_seconds,
             loudness_lufs=loudness,
             chapters=[shot_id for shot_id, _, _ in clips],
+            durations=[final_duration(storyboard.shot(shot_id)) for shot_id, _, _ in clips],
             title=storyboard.title,
             tags={"storyboard": storyboard.id, "comment": f"shotline {storyboard.id} reel"},
         )
-        make_thumbnail(work / "reel.mp4", work / "thumb.jpg", storyboard.reel.transition_seconds)
+        # From the middle of the longest shot, away from its own fades and the dissolves around it.
+        longest = max(render.chapters, key=lambda c: c.end_s - c.start_s)
+        fade = max(s.fade for s in storyboard.shots) + render.transition_seconds
+        make_thumbnail(work / "reel.mp4", work / "thumb.jpg", fade, window=(longest.start_s, longest.end_s))
         video = store.put_file(work / "reel.mp4", ".mp4")
         thumb = store.put_file(work / "thumb.jpg", ".jpg")
     done = CutReel(

@@ -2,14 +2,15 @@
 
 Every refusal is an `InputError` naming the storyboard, the shot and the field `image`. A failure that may
 pass on a later try (timeout, connection refused, server error) is its subclass `SourceUnavailable`.
+URLs go through shotline.netguard (scheme, address and redirect checks, size and time limits); local paths
+must stay inside the storyboard folder. `check_image` runs the same checks offline, for `shotline validate`.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Mapping
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -20,9 +21,21 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from pydantic import BaseModel, ConfigDict
 
 from shotline import s3
-from shotline.errors import InputError, MediaError
+from shotline.errors import InputError, MediaError, UrlRefused
+from shotline.hashing import sha256_file
 from shotline.image_normalise import DEFAULT_MAX_PIXELS, Background, ImageRefused, normalise_image
+from shotline.netguard import (
+    SOURCE_SCHEMES,
+    DownloadLimit,
+    Resolver,
+    UrlPolicy,
+    check_url,
+    guarded_stream,
+    read_limited,
+    redact,
+)
 from shotline.store import WorkStore
+from shotline.storyboard import PathRefused, resolve_inside
 
 log = logging.getLogger(__name__)
 
@@ -76,34 +89,23 @@ def source_image(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     background: Background = "white",
     allow_http: bool = False,
+    policy: UrlPolicy | None = None,
+    resolver: Resolver | None = None,
     timeout_s: float = 60.0,
     s3_client: BaseClient | None = None,
 ) -> SourcedImage:
-    """Fetch, validate and normalise one shot image; put the PNG in `store` and describe it."""
+    """Fetch, validate and normalise one shot image; put the PNG in `store` and describe it.
 
-    def refuse(message: str, cls: type[InputError] = InputError) -> InputError:
-        return cls(message, storyboard=storyboard_id, shot=shot_id, field=FIELD)
-
-    if not isinstance(spec_image, str) or not spec_image.strip():
-        raise refuse("no image given")
-    spec = spec_image.strip()
-    scheme = urlsplit(spec).scheme.lower() if "://" in spec else ""
-
-    kind: OriginKind
-    if scheme == "s3":
-        kind = "s3"
+    URLs are fetched under `policy` (default: `UrlPolicy.from_env()`, widened to plain http when
+    `allow_http`): see shotline.netguard."""
+    refuse = _refuser(storyboard_id, shot_id)
+    url_policy = _policy(policy, allow_http, refuse)
+    spec, kind = _classify(spec_image, url_policy, refuse)
+    if kind == "s3":
         data, resolved = _fetch_s3(spec, max_bytes, s3_client, refuse)
-    elif scheme in ("https", "http"):
-        kind = "https"
-        if scheme == "http" and not allow_http:
-            raise refuse(f"plain http:// URLs are refused, use https:// ({_redact(spec)})")
-        data, resolved = _fetch_url(spec, max_bytes, timeout_s, allow_http, refuse)
-    elif scheme:
-        raise refuse(
-            f"unsupported URL scheme {scheme!r}: use a path inside the storyboard, https:// or s3://"
-        )
+    elif kind == "https":
+        data, resolved = _fetch_url(spec, url_policy, max_bytes, timeout_s, resolver, refuse)
     else:
-        kind = "path"
         data, resolved = _read_path(spec, storyboard_dir, max_bytes, refuse)
 
     try:
@@ -123,10 +125,8 @@ def source_image(
         norm.width,
         norm.height,
     )
-    with store.scratch("image") as tmp:
-        scratch = tmp / "normalised.png"
-        scratch.write_bytes(norm.png)
-        stored = store.put_file(scratch, ".png")
+    # put_bytes writes under a temp name and renames: a failure leaves no partial object behind
+    stored = store.put_bytes(norm.png, ".png")
     return SourcedImage(
         origin=spec_image,
         origin_kind=kind,
@@ -143,6 +143,69 @@ def source_image(
     )
 
 
+def check_image(
+    spec_image: str,
+    storyboard_dir: Path,
+    *,
+    storyboard_id: str,
+    shot_id: str,
+    min_side: int = 256,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    allow_http: bool = False,
+    policy: UrlPolicy | None = None,
+) -> None:
+    """Every check `source_image` makes that needs no network: a local image is read, decoded and normalised
+    in memory (nothing is stored); a URL is held to the policy without being fetched (no DNS either); an
+    s3:// URI must be well formed. Raises the same InputError `source_image` would."""
+    refuse = _refuser(storyboard_id, shot_id)
+    spec, kind = _classify(spec_image, _policy(policy, allow_http, refuse), refuse)
+    if kind == "s3":
+        try:
+            s3.parse_s3_uri(spec)
+        except s3.S3UriError as e:
+            raise refuse(str(e)) from e
+        return
+    if kind == "https":
+        return
+    data, _ = _read_path(spec, storyboard_dir, max_bytes, refuse)
+    try:
+        normalise_image(data, min_side=min_side, max_pixels=max_pixels)
+    except ImageRefused as e:
+        raise refuse(f"{e} ({spec})") from e
+
+
+def _refuser(storyboard_id: str, shot_id: str) -> Refuse:
+    def refuse(message: str, cls: type[InputError] = InputError) -> InputError:
+        return cls(message, storyboard=storyboard_id, shot=shot_id, field=FIELD)
+
+    return refuse
+
+
+def _policy(policy: UrlPolicy | None, allow_http: bool, refuse: Refuse) -> UrlPolicy:
+    try:
+        base = policy if policy is not None else UrlPolicy.from_env()
+    except UrlRefused as e:
+        raise refuse(str(e)) from None
+    return base.extended(allow_http=allow_http) if allow_http else base
+
+
+def _classify(spec_image: object, policy: UrlPolicy, refuse: Refuse) -> tuple[str, OriginKind]:
+    """The spec, stripped, and where it points; URLs are held to the policy here (no DNS yet)."""
+    if not isinstance(spec_image, str) or not spec_image.strip():
+        raise refuse("no image given")
+    spec = spec_image.strip()
+    if any(ord(c) < 32 or ord(c) == 127 for c in spec):
+        raise refuse("the image reference contains control characters")
+    if "://" not in spec:
+        return spec, "path"
+    try:
+        check_url(spec, policy, schemes=SOURCE_SCHEMES)
+    except UrlRefused as e:
+        raise refuse(str(e)) from None
+    return spec, "s3" if spec.lower().startswith("s3://") else "https"
+
+
 def stored_image(lineage: Mapping[str, Any], store: WorkStore) -> SourcedImage:
     """Rebuild a `SourcedImage` from its JSON form (`model_dump(mode="json")`, `path` optional) and the store.
 
@@ -156,7 +219,25 @@ def stored_image(lineage: Mapping[str, Any], store: WorkStore) -> SourcedImage:
             f"the normalised image {sha or '(no sha256)'} is not in the working store {store.root}: "
             "materialize source_image again"
         )
+    # The next step may pay for this image: make sure it is still the one that was checked.
+    if sha256_file(stored.path) != sha:
+        raise MediaError(
+            f"the normalised image {stored.path} no longer matches its sha256 {sha[:12]}...: "
+            "materialize source_image again"
+        )
     return SourcedImage.model_validate({**fields, "path": stored.path})
+
+
+def check_image_current(image: SourcedImage, spec_image: str, *, storyboard_id: str, shot_id: str) -> None:
+    """Refuse an image (from an earlier source_image) that is not the one the shot names now."""
+    if image.origin != spec_image:
+        raise InputError(
+            f"the shot's image changed since source_image ran ({_redact(image.origin)} -> {_redact(spec_image)}): "
+            "materialize source_image again before generating",
+            storyboard=storyboard_id,
+            shot=shot_id,
+            field=FIELD,
+        )
 
 
 def image_url_for_fal(
@@ -214,77 +295,46 @@ def _single_put_transfer() -> TransferConfig:
 
 
 def _read_path(spec: str, storyboard_dir: Path, max_bytes: int, refuse: Refuse) -> tuple[bytes, str]:
-    rel = PurePosixPath(spec.replace("\\", "/"))
-    if rel.is_absolute() or Path(spec).is_absolute():
-        raise refuse(f"absolute paths are refused; give a path inside the storyboard folder ({spec})")
-    if ".." in rel.parts:
-        raise refuse(
-            f"'..' is refused in image paths; the image must be inside the storyboard folder ({spec})"
-        )
-    root = Path(storyboard_dir).resolve()
-    candidate = root.joinpath(*rel.parts)
     try:
-        real = candidate.resolve(strict=True)
-    except (OSError, RuntimeError):  # missing, or a symlink loop
-        raise refuse(f"image file not found: {spec}") from None
-    if not real.is_relative_to(root):
-        raise refuse(f"image path leads outside the storyboard folder (through a symlink): {spec}")
-    if not real.is_file():
-        raise refuse(f"not a regular file: {spec}")
+        real = resolve_inside(storyboard_dir, spec, what="image")
+    except PathRefused as e:
+        raise refuse(str(e)) from None
     size = real.stat().st_size
     if size > max_bytes:
         raise refuse(f"image file is {size:,} bytes; at most {max_bytes:,} are accepted ({spec})")
-    return real.read_bytes(), str(real)
+    with real.open("rb") as f:
+        data = f.read(max_bytes + 1)  # the file may grow between stat and read
+    if len(data) > max_bytes:
+        raise refuse(f"image file is larger than {max_bytes:,} bytes ({spec})")
+    return data, str(real)
 
 
 def _fetch_url(
-    url: str, max_bytes: int, timeout_s: float, allow_http: bool, refuse: Refuse
+    url: str, policy: UrlPolicy, max_bytes: int, timeout_s: float, resolver: Resolver | None, refuse: Refuse
 ) -> tuple[bytes, str]:
     shown = _redact(url)
-
-    def guard_scheme(request: httpx.Request) -> None:
-        # Runs for every hop, so a redirect cannot downgrade https to http.
-        if request.url.scheme != "https" and not (allow_http and request.url.scheme == "http"):
-            raise refuse(f"redirected to a non-https URL ({_redact(str(request.url))}) from {shown}")
-
-    deadline = time.monotonic() + timeout_s
     try:
-        with (
-            httpx.Client(
-                timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
-                follow_redirects=True,
-                max_redirects=5,
-                event_hooks={"request": [guard_scheme]},
-                headers={"User-Agent": "shotline"},
-            ) as client,
-            client.stream("GET", url) as r,
-        ):
+        with guarded_stream(url, policy, timeout=timeout_s, resolver=resolver) as r:
             if r.status_code >= 500 or r.status_code == 429:
                 raise refuse(f"server answered {r.status_code} for {shown}", SourceUnavailable)
             if r.status_code != 200:
                 raise refuse(f"server answered {r.status_code} for {shown}")
-            declared = r.headers.get("content-length")
-            if declared and declared.isdigit() and int(declared) > max_bytes:
-                raise refuse(
-                    f"image is {int(declared):,} bytes; at most {max_bytes:,} are accepted ({shown})"
-                )
-            body = bytearray()
-            for chunk in r.iter_bytes():
-                body += chunk
-                if len(body) > max_bytes:
-                    raise refuse(f"image is larger than {max_bytes:,} bytes ({shown})")
-                if time.monotonic() > deadline:
-                    raise refuse(f"download took longer than {timeout_s:g} s ({shown})", SourceUnavailable)
+            body = read_limited(r, max_bytes=max_bytes, timeout_s=timeout_s)
             final = _strip_userinfo(str(r.url))
     except InputError:
         raise
-    except httpx.TooManyRedirects as e:
-        raise refuse(f"too many redirects ({shown})") from e
+    except UrlRefused as e:
+        where = "" if e.url == shown else f" (redirected from {shown})"
+        raise refuse(f"{e}{where}") from None
+    except DownloadLimit as e:
+        raise refuse(f"image: {e}", SourceUnavailable if e.kind == "time" else InputError) from None
+    except httpx.TooManyRedirects:
+        raise refuse(f"too many redirects ({shown})") from None
     except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as e:
-        raise refuse(f"cannot fetch {shown}: {type(e).__name__}", SourceUnavailable) from e
+        raise refuse(f"cannot fetch {shown}: {type(e).__name__}", SourceUnavailable) from None
     except httpx.HTTPError as e:
-        raise refuse(f"cannot fetch {shown}: {type(e).__name__}") from e
-    return bytes(body), final
+        raise refuse(f"cannot fetch {shown}: {type(e).__name__}") from None
+    return body, final
 
 
 def _fetch_s3(uri: str, max_bytes: int, client: BaseClient | None, refuse: Refuse) -> tuple[bytes, str]:
@@ -330,7 +380,4 @@ def _strip_userinfo(url: str) -> str:
 
 def _redact(url: str) -> str:
     """A URL fit for an error message: no user info, no query string (it may hold a signature)."""
-    if "://" not in url:
-        return url
-    parts = urlsplit(_strip_userinfo(url))
-    return urlunsplit(parts._replace(query="…" if parts.query else "", fragment=""))
+    return redact(url)

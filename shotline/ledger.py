@@ -6,7 +6,12 @@
 States: `submitting` is written *before* the POST, so a process that dies mid-submit leaves a trace that
 the outcome is unknown; `submitted` (with request id and URLs) lets any later run resume polling the same
 request instead of paying for a new one; then `completed`, `failed` or `cancelled`. Earlier attempts of the
-same clip are kept in `previous`, so what a clip cost in total stays known.
+same clip are kept in `previous`, so what a clip cost in total stays known. Every record says whether the
+attempt was (or may have been) `billed` and what it cost (`cost_usd`).
+
+Where it lives: under SHOTLINE_HOME, guarded by flock. Processes on several machines share it only if
+SHOTLINE_HOME is on a shared filesystem whose locks work across machines (NFSv4, EFS); otherwise give
+each machine its own SHOTLINE_HOME and run a given shot from one machine at a time.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,6 +34,8 @@ from shotline.fal.models import RequestHandle
 from shotline.store import WorkStore
 
 LEDGER_KIND = "fal-requests"
+# error_type of a finished, paid request whose video failed the checks (not one of fal's own types)
+REJECTED_ERROR_TYPE = "video_rejected"
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 
 
@@ -53,6 +61,8 @@ class LedgerEntry(BaseModel):
     image_sha256: str | None = None
     estimated_cost_usd: float = 0.0
     budget_reservation: dict[str, Any] | None = None
+    # X-Fal-Request-Timeout sent with the submit: fal drops the request if it has not started by then
+    start_timeout_s: float | None = None
     created_at: str
     updated_at: str
     host: str = ""
@@ -68,6 +78,8 @@ class LedgerEntry(BaseModel):
     timings: dict[str, float | str] = Field(default_factory=dict)
     video_sha256: str | None = None
     video_size: int | None = None
+    # what decoding the downloaded file showed (width, height, fps, frames, duration_s, has_audio)
+    decoded: dict[str, Any] | None = None
     error: str | None = None
     error_type: str | None = None
     billed: bool | None = None
@@ -89,14 +101,53 @@ class LedgerEntry(BaseModel):
     def where(self) -> str:
         return f"storyboard {self.storyboard_id!r}, shot {self.shot_id!r}"
 
+    def public_view(self) -> dict[str, Any]:
+        """What an observer (Dagster's event log, the UI) may see: no image bytes, URLs without their query
+        or user info, no budget bookkeeping, no earlier attempts. None values are left out."""
+        view: dict[str, Any] = {
+            "clip_key": self.clip_key,
+            "fal_state": self.state.value,
+            "model": self.model,
+            "fal_request_id": self.request_id,
+            "status_url": _without_secrets(self.status_url),
+            "response_url": _without_secrets(self.response_url),
+            "cancel_url": _without_secrets(self.cancel_url),
+            "parameters": self.parameters,
+            "estimated_cost_usd": self.estimated_cost_usd,
+            "start_timeout_s": self.start_timeout_s,
+            "submit_started_at": self.created_at,
+            "submitted_at": self.submitted_at,
+            "finished_at": self.finished_at,
+            "billed": self.billed,
+            "cost_usd": self.cost_usd,
+            "error": self.error,
+            "error_type": self.error_type,
+            "video_sha256": self.video_sha256,
+            "host": self.host,
+            "pid": self.pid,
+        }
+        return {k: v for k, v in view.items() if v is not None}
+
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
 class RequestLedger:
-    def __init__(self, store: WorkStore, *, now: Callable[[], datetime] = _utc_now) -> None:
+    """`on_write` is called with every record right after it is durably written (an observer: a Dagster
+    observation, a log line). Its failures are reported to `on_write_error`, never raised."""
+
+    def __init__(
+        self,
+        store: WorkStore,
+        *,
+        now: Callable[[], datetime] = _utc_now,
+        on_write: Callable[[LedgerEntry], None] | None = None,
+        on_write_error: Callable[[str], None] | None = None,
+    ) -> None:
         self.store = store
+        self.on_write = on_write
+        self.on_write_error = on_write_error
         self._now = now
 
     def path(self, clip_key: str) -> Path:
@@ -138,6 +189,7 @@ class RequestLedger:
         image_sha256: str,
         estimated_cost_usd: float,
         budget_reservation: dict[str, Any] | None,
+        start_timeout_s: float | None = None,
     ) -> LedgerEntry:
         now = self._stamp()
         previous = self.get(clip_key)
@@ -154,6 +206,7 @@ class RequestLedger:
             image_sha256=image_sha256,
             estimated_cost_usd=estimated_cost_usd,
             budget_reservation=budget_reservation,
+            start_timeout_s=start_timeout_s,
             created_at=now,
             updated_at=now,
             host=socket.gethostname(),
@@ -188,6 +241,7 @@ class RequestLedger:
         timings: dict[str, float | str],
         video_sha256: str,
         video_size: int,
+        decoded: dict[str, Any] | None = None,
     ) -> LedgerEntry:
         return self._update(
             entry,
@@ -197,6 +251,7 @@ class RequestLedger:
             timings=timings,
             video_sha256=video_sha256,
             video_size=video_size,
+            decoded=decoded,
             finished_at=self._stamp(),
             billed=True,
             error=None,
@@ -224,13 +279,41 @@ class RequestLedger:
             finished_at=self._stamp(),
         )
 
-    def mark_cancelled(self, entry: LedgerEntry, *, reason: str, billed: bool) -> LedgerEntry:
+    def mark_rejected(
+        self,
+        entry: LedgerEntry,
+        *,
+        reason: str,
+        result: dict[str, Any],
+        cost_usd: float,
+        video_sha256: str,
+        video_size: int,
+    ) -> LedgerEntry:
+        """fal finished and was paid, but the video is not what was asked: a failure that keeps the file."""
+        return self._update(
+            entry,
+            state=LedgerState.FAILED,
+            error=reason,
+            error_type=REJECTED_ERROR_TYPE,
+            billed=True,
+            retryable=False,
+            cost_usd=cost_usd,
+            result=result,
+            video_sha256=video_sha256,
+            video_size=video_size,
+            finished_at=self._stamp(),
+        )
+
+    def mark_cancelled(
+        self, entry: LedgerEntry, *, reason: str, billed: bool, cost_usd: float | None = None
+    ) -> LedgerEntry:
         return self._update(
             entry,
             state=LedgerState.CANCELLED,
             error=reason,
             billed=billed,
             retryable=True,
+            cost_usd=cost_usd if cost_usd is not None else (entry.estimated_cost_usd if billed else 0.0),
             finished_at=self._stamp(),
         )
 
@@ -241,9 +324,23 @@ class RequestLedger:
 
     def _write(self, entry: LedgerEntry) -> None:
         self.store.put_record(LEDGER_KIND, _checked(entry.clip_key), entry.model_dump(mode="json"))
+        if self.on_write is not None:
+            try:
+                self.on_write(entry)
+            except Exception as exc:  # an observer must never break the bookkeeping of money
+                if self.on_write_error is not None:
+                    self.on_write_error(f"ledger observer failed for clip {entry.clip_key}: {exc!r}")
 
     def _stamp(self) -> str:
         return self._now().astimezone(UTC).isoformat()
+
+
+def _without_secrets(url: str | None) -> str | None:
+    if not url:
+        return url
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def _checked(clip_key: str) -> str:

@@ -1,14 +1,38 @@
-"""Assemble lineage manifests from what each stage recorded."""
+"""Lineage: assemble the manifests from what each stage recorded, and follow them back from a published
+object, a storyboard/shot, or a bare mp4 (whose tags say where its lineage is published).
+
+Following back (`trace`), by what the target is:
+
+- `<storyboard_id>/<shot_id>` (or `<storyboard_id>/reel`): that shot's latest.json under the publish
+  destination, then the manifest it points at;
+- an `s3://` or `file://` URI of a published object: the `<sha12>.json` beside a `<sha12>.mp4|.jpg`, the
+  manifest latest.json points at, or the manifest itself;
+- a local mp4: its `lineage` tag (the URI of its shot's latest.json, written when it was finished) gives the
+  folder, its own sha256 the manifest's name there, and the manifest's recorded sha256 must match the file.
+"""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
+from pydantic import ValidationError
+
+from shotline import s3
+from shotline.errors import InputError, MediaError, PublishError, ShotlineError
+from shotline.hashing import sha256_file
 from shotline.manifest import (
     ClipManifest,
     DagsterLineage,
     GenerationLineage,
+    GenerationTimings,
     ImageLineage,
     PostProcessingLineage,
     PromptLineage,
@@ -18,7 +42,18 @@ from shotline.manifest import (
     ShotRef,
     StoryboardRef,
 )
-from shotline.storyboard import STORYBOARD_FILE, Shot, Storyboard
+from shotline.publish import LATEST, REEL, lineage_uri
+from shotline.storyboard import SLUG, STORYBOARD_FILE, Shot, Storyboard
+
+_SHA12_NAME = re.compile(r"^([0-9a-f]{12})\.(mp4|jpg|json)$")
+
+
+@cache
+def package_version() -> str:
+    try:
+        return version("shotline")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def storyboard_ref(storyboard: Storyboard) -> StoryboardRef:
@@ -73,7 +108,7 @@ def clip_manifest(
             clip_key=generation["clip_key"],
             cache_hit=generation["cache_hit"],
             parameters=result["parameters"],
-            timings=result["timings"],
+            timings=GenerationTimings.model_validate(result["timings"]),
             cost_usd=result["cost_usd"],
             sha256=generation["sha256"],
             width=result["width"],
@@ -93,7 +128,7 @@ def clip_manifest(
         dagster=DagsterLineage(
             run_id=run_id,
             partition_key=shot.partition_key,
-            code_versions=code_versions,
+            code_versions={**code_versions, "shotline": package_version()},
             upstream_data_versions=upstream_data_versions,
         ),
     )
@@ -128,8 +163,333 @@ def reel_manifest(
         dagster=DagsterLineage(
             run_id=run_id,
             partition_key=storyboard.id,
-            code_versions={"storyboard_reel": code_version},
+            code_versions={"storyboard_reel": code_version, "shotline": package_version()},
             upstream_data_versions={c.shot_id: c.sha256 for c in clips},
         ),
     )
     return manifest.model_dump(mode="json")
+
+
+# --- following lineage back ------------------------------------------------------------------------------
+
+
+@dataclass
+class Trace:
+    """Where a target's lineage was found, and the manifest itself."""
+
+    target: str
+    found_via: str  # "storyboard/shot", "published object", "mp4 tags"
+    manifest_uri: str
+    manifest: dict[str, Any]
+    latest_uri: str | None = None
+    latest: dict[str, Any] | None = None
+    file: dict[str, Any] | None = None  # a local file given as target: path, sha256, tags, matches_manifest
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        return str(self.manifest.get("kind", "clip"))
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "found_via": self.found_via,
+            "manifest_uri": self.manifest_uri,
+            "latest_uri": self.latest_uri,
+            "is_latest": self.is_latest,
+            "file": self.file,
+            "notes": self.notes,
+            "manifest": self.manifest,
+        }
+
+    @property
+    def is_latest(self) -> bool | None:
+        """Whether the traced version is the one latest.json points at (None when latest.json was not read)."""
+        if self.latest is None:
+            return None
+        return self.latest.get("sha256") == self.manifest.get("published", {}).get("video", {}).get("sha256")
+
+
+def read_uri(uri: str, *, client: Any = None) -> bytes | None:
+    """The bytes at an `s3://` or `file://` URI, or None when there is nothing there."""
+    if uri.startswith("s3://"):
+        try:
+            bucket, key = s3.parse_s3_uri(uri)
+        except s3.S3UriError as e:
+            raise InputError(str(e)) from e
+        client = client or s3.s3_client()
+        if s3.head(client, bucket, key) is None:
+            return None
+        return s3.get_bytes(client, bucket, key)
+    if uri.startswith("file://"):
+        path = Path(unquote(urlsplit(uri).path))
+        return path.read_bytes() if path.is_file() else None
+    raise InputError(f"cannot read {uri!r}: only s3:// and file:// URIs are supported")
+
+
+def trace(target: str, publish_target: str | Path, *, client: Any = None) -> Trace:
+    """Follow `target` back to its lineage manifest. See the module docstring for what a target may be."""
+    if target.startswith(("s3://", "file://")):
+        return _trace_uri(target, target, "published object", client)
+    path = Path(target)
+    if path.is_file():
+        if path.suffix.lower() == ".json":
+            return _trace_uri(target, path.resolve().as_uri(), "published object", client)
+        return _trace_file(target, path, publish_target, client)
+    parts = target.strip("/").split("/")
+    if len(parts) == 2 and all(SLUG.match(p) for p in parts):
+        sb, shot = parts
+        return _trace_uri(target, lineage_uri(publish_target, sb, shot), "storyboard/shot", client)
+    raise InputError(f"{target!r} is neither <storyboard_id>/<shot_id>, an s3:// or file:// URI, nor an existing file")
+
+
+def _split(uri: str) -> tuple[str, str]:
+    """(folder URI ending in '/', name) of a URI; a URI ending in '/' is a folder with no name."""
+    folder, _, name = uri.rpartition("/")
+    return folder + "/", name
+
+
+def _load_json(uri: str, what: str, client: Any) -> dict[str, Any] | None:
+    data = read_uri(uri, client=client)
+    if data is None:
+        return None
+    try:
+        doc = json.loads(data)
+    except ValueError as e:
+        raise PublishError(f"{what} {uri} is not JSON: {e}") from e
+    if not isinstance(doc, dict):
+        raise PublishError(f"{what} {uri} is not a JSON object")
+    return doc
+
+
+def _trace_uri(target: str, uri: str, found_via: str, client: Any) -> Trace:
+    folder, name = _split(uri)
+    if name in ("", LATEST):
+        latest_uri = folder + LATEST
+        latest = _load_json(latest_uri, "latest.json", client)
+        if latest is None:
+            raise PublishError(f"nothing published at {folder}: no {LATEST} there")
+        # Names relative to latest.json keep working in a copied or mirrored tree.
+        manifest_uri = (
+            folder + latest.get("files", {}).get("manifest", "") if latest.get("files") else latest["manifest"]
+        )
+        return _with_manifest(target, found_via, manifest_uri, latest_uri, latest, client)
+    if m := _SHA12_NAME.match(name):
+        manifest_uri = folder + f"{m.group(1)}.json"
+    elif name.endswith(".json"):
+        doc = _load_json(uri, "document", client)
+        if doc is None:
+            raise PublishError(f"nothing at {uri}")
+        if "manifest_sha256" in doc and "files" in doc:  # a latest.json under another name
+            return _trace_uri(target, folder + LATEST, found_via, client)
+        manifest_uri = uri
+    else:
+        raise InputError(f"{uri} is not a published clip, thumbnail, manifest or latest.json")
+    latest_uri = folder + LATEST
+    return _with_manifest(target, found_via, manifest_uri, latest_uri, _load_json(latest_uri, LATEST, client), client)
+
+
+def _with_manifest(
+    target: str,
+    found_via: str,
+    manifest_uri: str,
+    latest_uri: str | None,
+    latest: dict[str, Any] | None,
+    client: Any,
+    file: dict[str, Any] | None = None,
+) -> Trace:
+    manifest = _load_json(manifest_uri, "manifest", client)
+    if manifest is None:
+        raise PublishError(f"no lineage manifest at {manifest_uri}")
+    result = Trace(target, found_via, manifest_uri, manifest, latest_uri, latest, file)
+    model = {"clip": ClipManifest, "reel": ReelManifest}.get(result.kind)
+    if model is None:
+        result.notes.append(f"unknown manifest kind {result.kind!r}")
+    elif manifest.get("schema_version") != model.model_fields["schema_version"].default:
+        result.notes.append(
+            f"manifest schema_version {manifest.get('schema_version')}, this shotline reads "
+            f"{model.model_fields['schema_version'].default}: shown as found"
+        )
+    else:
+        try:
+            model.model_validate(manifest)
+        except ValidationError as e:  # a manifest that does not fit its schema is an error, not a guess
+            raise PublishError(f"{manifest_uri} does not fit the {result.kind} manifest schema: {e}") from e
+    return result
+
+
+def _trace_file(target: str, path: Path, publish_target: str | Path, client: Any) -> Trace:
+    from shotline.media.probe import probe  # ffmpeg only when a file is given
+
+    try:
+        tags = probe(path).tags
+    except MediaError as e:
+        raise InputError(f"{path.name} is not a video shotline can read: {e}") from e
+    storyboard_id, shot_id = tags.get("storyboard"), tags.get("shot") or (REEL if tags.get("storyboard") else None)
+    if not storyboard_id:
+        raise InputError(f"{path.name} carries no shotline lineage tags (storyboard, shot, lineage)")
+    sha = sha256_file(path)
+    candidates = [tags["lineage"]] if tags.get("lineage", "").startswith(("s3://", "file://")) else []
+    if shot_id and SLUG.match(storyboard_id) and SLUG.match(shot_id):
+        here = lineage_uri(publish_target, storyboard_id, shot_id)
+        if here not in candidates:
+            candidates.append(here)
+    file = {"path": str(path), "sha256": sha, "size": path.stat().st_size, "tags": tags}
+    tried = []
+    for latest_uri in candidates:
+        folder, _ = _split(latest_uri)
+        manifest_uri = folder + f"{sha[:12]}.json"
+        try:
+            found = read_uri(manifest_uri, client=client) is not None
+        except ShotlineError as e:
+            tried.append(f"{manifest_uri} ({e})")
+            continue
+        if not found:
+            tried.append(manifest_uri)
+            continue
+        latest = _load_json(latest_uri, LATEST, client)
+        result = _with_manifest(target, "mp4 tags", manifest_uri, latest_uri, latest, client, file)
+        recorded = result.manifest.get("published", {}).get("video", {}).get("sha256")
+        if recorded != sha:
+            raise PublishError(f"{manifest_uri} describes sha256 {recorded}, not this file's {sha}")
+        file["matches_manifest"] = True
+        if tried:
+            result.notes.append("not found at " + ", ".join(tried))
+        return result
+    raise PublishError(
+        f"{path.name} (storyboard {storyboard_id!r}, shot {shot_id!r}, sha256 {sha[:12]}…) has no published "
+        f"manifest: looked for {', '.join(tried) or 'nothing (no lineage tag, no publish destination)'}. "
+        "It may have been edited since it was published, or never published."
+    )
+
+
+# --- showing it ----------------------------------------------------------------------------------------
+
+
+def describe(t: Trace) -> str:
+    """The chain from storyboard to published object, for people."""
+    m = t.manifest
+    lines: list[str] = []
+    sb = m.get("storyboard", {})
+    head = f"{sb.get('id')}/{m.get('shot', {}).get('id', REEL) if t.kind == 'clip' else REEL}"
+    lines.append(f"{head}  ({t.kind} manifest v{m.get('schema_version')}, created {m.get('created_at')})")
+    lines.append(f"  manifest    {t.manifest_uri}  (found via {t.found_via})")
+    if t.file:
+        ok = "matches the manifest" if t.file.get("matches_manifest") else "does NOT match the manifest"
+        lines.append(f"  this file   {t.file['path']}  sha256 {t.file['sha256'][:12]}…  {ok}")
+    if t.is_latest is not None:
+        latest = "yes" if t.is_latest else f"no: latest is {str((t.latest or {}).get('sha256'))[:12]}…"
+        lines.append(f"  latest?     {latest}  ({t.latest_uri})")
+    lines.append(
+        f"  storyboard  {sb.get('title')} ({sb.get('id')}), {sb.get('file')}  sha256 {_short(sb.get('file_sha256'))}"
+    )
+    if t.kind == "clip":
+        lines += _describe_clip(m)
+    else:
+        lines += _describe_reel(m)
+    lines += _describe_finishing(m.get("post_processing", {}))
+    lines += _describe_published(m.get("published", {}))
+    d = m.get("dagster", {})
+    lines.append(f"  dagster     run {d.get('run_id')}, partition {d.get('partition_key')}")
+    lines.append(f"              code versions {_kv(d.get('code_versions', {}))}")
+    if d.get("upstream_data_versions"):
+        ups = {k: _short(v) for k, v in d["upstream_data_versions"].items()}
+        lines.append(f"              upstream data versions {_kv(ups)}")
+    lines += [f"  note        {n}" for n in t.notes]
+    return "\n".join(lines)
+
+
+def _describe_clip(m: Mapping[str, Any]) -> list[str]:
+    shot, image, prompt, gen = m["shot"], m["image"], m["prompt"], m["generation"]
+    spec = shot.get("spec", {})
+    settings = [
+        f"{spec.get('duration')} s",
+        f"{spec.get('resolution')} {spec.get('format')}",
+        f"fit {spec.get('fit')}",
+        f"fade {spec.get('fade')} s",
+        f"loudness {spec.get('loudness_lufs')} LUFS",
+    ]
+    if spec.get("trim"):
+        settings.append(f"trim {spec['trim'][0]}-{spec['trim'][1]} s")
+    if spec.get("caption"):
+        settings.append(f"caption {spec['caption']!r}")
+    t = gen.get("timings", {})
+    timing = ", ".join(f"{k.removesuffix('_s')} {t[k]:g} s" for k in ("queue_s", "inference_s", "total_s") if t.get(k))
+    what = "PREVIEW (offline, not a real generation)" if gen.get("preview") else gen.get("model")
+    lines = [
+        f"  shot        #{shot['index'] + 1} {shot['id']}  spec sha256 {_short(shot['spec_sha256'])}",
+        f"              {', '.join(settings)}",
+        f"  image       {image['origin']} ({image['origin_kind']})  sha256 {_short(image['source_sha256'])}"
+        f" -> normalised {image['width']}x{image['height']} sha256 {_short(image['sha256'])}",
+        f"  prompt      template {prompt['template'] or '(inline)'} sha256 {_short(prompt['template_sha256'])}",
+        f"              vars {_kv(prompt['variables'])}",
+        f"              {prompt['text']!r}",
+        f"  generation  {gen['generator']} {what}"
+        + (f", request {gen['request_id']}" if gen.get("request_id") else ""),
+        f"              cost ${gen['cost_usd']:.2f}"
+        + (f", {timing}" if timing else "")
+        + (", reused from cache" if gen.get("cache_hit") else ""),
+        f"              {gen['width']}x{gen['height']} {gen['fps']:g} fps {gen['duration_s']:.2f} s"
+        f"  sha256 {_short(gen['sha256'])}",
+        f"              parameters {_kv(_scalars(gen.get('parameters', {})))}",
+    ]
+    return lines
+
+
+def _describe_reel(m: Mapping[str, Any]) -> list[str]:
+    lines = [
+        f"  reel        {len(m['clips'])} clips, {m['transition']} {m['transition_seconds']:g} s, "
+        f"total generation cost ${m['total_cost_usd']:.2f}"
+    ]
+    for c in m["clips"]:
+        lines.append(
+            f"              {c['shot_id']:<20} sha256 {_short(c['sha256'])}  {c['generator']:<8} ${c['cost_usd']:.2f}"
+            f"  {c['duration_s']:.2f} s  {c.get('manifest_uri')}"
+        )
+    return lines
+
+
+def _describe_finishing(p: Mapping[str, Any]) -> list[str]:
+    steps = [s.get("step", "?") for s in p.get("steps", []) if s.get("step") not in ("note", "source")]
+    enc = p.get("encoder", {})
+    video, audio = enc.get("video", {}), enc.get("audio", {})
+    encoder = ", ".join(
+        x
+        for x in (
+            f"{video.get('codec')} {video.get('profile')} preset {video.get('preset')} crf {video.get('crf')}"
+            if video
+            else "",
+            f"{audio.get('codec')} {audio.get('bitrate_kbps')} kb/s" if audio else "",
+        )
+        if x
+    )
+    return [
+        f"  finishing   {' -> '.join(steps)}",
+        f"              {encoder}" if encoder else "              (no encoder settings recorded)",
+        f"              {p.get('width')}x{p.get('height')} {p.get('duration_s', 0):.2f} s"
+        f"  sha256 {_short(p.get('sha256'))}",
+    ]
+
+
+def _describe_published(p: Mapping[str, Any]) -> list[str]:
+    lines = []
+    for label in ("video", "thumbnail"):
+        o = p.get(label)
+        if o:
+            lines.append(f"              {label:<10} {o['uri']}  sha256 {_short(o['sha256'])}  {o['size']:,} bytes")
+    lines.append(f"              {'manifest':<10} {p.get('manifest_uri')}")
+    lines[0] = "  published" + lines[0][len("  published") :]
+    return lines
+
+
+def _scalars(d: Mapping[str, Any]) -> dict[str, Any]:
+    """The plain values of a mapping, nested ones elided (--json shows them)."""
+    return {k: v if not isinstance(v, (dict, list)) else "{…}" if isinstance(v, dict) else "[…]" for k, v in d.items()}
+
+
+def _short(sha: object) -> str:
+    return f"{str(sha)[:12]}…" if sha else "-"
+
+
+def _kv(d: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in d.items()) or "-"

@@ -20,6 +20,14 @@ Two steps let the manifest carry the published URIs and checksums of the media i
 
 or in one call, `publish_clip(..., manifest=lambda media: {...})`.
 
+Beside them, per storyboard, documents that describe the storyboard as a whole and are rewritten as it
+changes (`put_document`: skipped when identical, written atomically): `<storyboard_id>/ledger.csv|json`, and
+content-addressed files such as the contact sheet (`put_file`: never overwritten).
+
+`verify_object` checks that a published object is there with the right size and sha256: on S3 with a HEAD
+in checksum mode (a multipart object's composite checksum, or none, falls back to reading it back and
+hashing), locally by reading it back.
+
 Local URIs are `file://` URIs of absolute paths (as `WorkStore`'s); S3 URIs are `s3://bucket/key`.
 """
 
@@ -43,19 +51,26 @@ from shotline import s3
 from shotline.errors import InputError, MediaError, PublishError
 from shotline.fsutil import atomic_path
 from shotline.hashing import sha256_bytes, sha256_file
+from shotline.manifest import LatestFiles, LatestPointer
 
 REEL = "reel"
 LATEST = "latest.json"
-LATEST_SCHEMA_VERSION = 1
 IMMUTABLE = "public, max-age=31536000, immutable"
 NO_CACHE = "no-cache"
 DEFAULT_URL_EXPIRES_S = 7 * 24 * 3600  # SigV4's maximum; these links are for people opening the Dagster UI
-CONTENT_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg", ".json": "application/json"}
+CONTENT_TYPES = {
+    ".mp4": "video/mp4",
+    ".jpg": "image/jpeg",
+    ".png": "image/png",
+    ".json": "application/json",
+    ".csv": "text/csv; charset=utf-8",
+}
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 # "same": skip if identical, refuse if different. "keep": whatever is there stays. "replace": latest.json.
-OnExists = Literal["same", "keep", "replace"]
+# "update": skip if identical, replace if different (documents that follow the storyboard, like the ledger).
+OnExists = Literal["same", "keep", "replace", "update"]
 
 
 class PublishedObject(BaseModel):
@@ -68,6 +83,7 @@ class PublishedObject(BaseModel):
     content_type: str
     skipped: bool = False  # it was already there and was not written again
     url: str | None = None  # presigned GET (S3 only)
+    url_expires_at: datetime | None = None
 
 
 class PublishedMedia(BaseModel):
@@ -124,18 +140,39 @@ class PublishedClip(PublishedMedia):
         return self.thumbnail.url if self.thumbnail else None
 
     def metadata(self) -> dict[str, str | int | None]:
-        """Flat values for materialization metadata (`uri`, `sha256`, `manifest_uri`, `url`...)."""
+        """Flat values for materialization metadata (`uri`, `sha256`, `manifest_uri`, `url`...): every
+        object's URI, size and sha256, which is what the published_clip check verifies."""
         return {
             "uri": self.video.uri,
             "sha256": self.sha256,
             "size": self.video.size,
             "thumbnail_uri": self.thumbnail_uri,
+            "thumbnail_sha256": self.thumbnail.sha256 if self.thumbnail else None,
+            "thumbnail_size": self.thumbnail.size if self.thumbnail else None,
             "manifest_uri": self.manifest.uri,
+            "manifest_sha256": self.manifest.sha256,
+            "manifest_size": self.manifest.size,
             "latest_uri": self.latest.uri,
             "url": self.url,
             "thumbnail_url": self.thumbnail_url,
             "url_expires_at": self.url_expires_at.isoformat() if self.url_expires_at else None,
         }
+
+
+class ObjectCheck(BaseModel):
+    """What `verify_object` found: `problem` is None when the object is there with the expected bytes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    uri: str
+    size: int | None  # found; None if missing
+    sha256: str | None  # found, when it was computed or reported
+    method: str  # how it was checked: "checksum" (S3 HEAD), "read back"
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
 
 
 # A manifest, or a function that builds it once the media's URIs and checksums are known.
@@ -172,8 +209,56 @@ class Publisher(ABC):
         metadata: dict[str, str | None],
     ) -> PublishedObject: ...
 
-    def _presign(self, obj: PublishedObject) -> tuple[PublishedObject, datetime | None]:
-        return obj, None
+    @abstractmethod
+    def verify_object(self, key: str, sha256: str, size: int) -> ObjectCheck:
+        """Is the object at `key` there, `size` bytes long, with this sha256?"""
+
+    def _presign(self, obj: PublishedObject) -> PublishedObject:
+        """The object with a time-limited GET link and its expiry, where the destination has such links."""
+        return obj
+
+    def key_for(self, uri: str) -> str:
+        """The key under this destination of a URI it published; PublishError if the URI is elsewhere."""
+        root = self.root_uri.rstrip("/") + "/"
+        if not uri.startswith(root):
+            raise PublishError(f"{uri} is not under the publish destination {self.root_uri}")
+        return unquote(uri[len(root) :]) if root.startswith("file://") else uri[len(root) :]
+
+    def latest_uri(self, storyboard_id: str, shot_id: str) -> str:
+        return self.uri_for(f"{storyboard_id}/{shot_id}/{LATEST}")
+
+    def put_document(
+        self, storyboard_id: str, name: str, data: bytes, *, content_type: str | None = None
+    ) -> PublishedObject:
+        """A storyboard-level document (`<storyboard_id>/<name>`, e.g. ledger.csv) that follows the storyboard:
+        rewritten when its content changes (atomically), skipped when identical, never cached by readers."""
+        _check_id(storyboard_id, storyboard_id, "", "storyboard id")
+        if "/" in name or "." not in name or _SLUG.match(name.split(".", 1)[0]) is None:
+            raise ValueError(f"document name {name!r} must be <slug>.<ext>, with no '/'")
+        suffix = "." + name.rsplit(".", 1)[1]
+        obj = self._put_bytes(
+            data,
+            f"{storyboard_id}/{name}",
+            content_type=content_type or CONTENT_TYPES.get(suffix, "application/octet-stream"),
+            on_exists="update",
+            metadata={"storyboard": storyboard_id, "sha256": sha256_bytes(data)},
+        )
+        return self._presign(obj)
+
+    def put_file(self, storyboard_id: str, key: str, path: Path, *, content_type: str) -> PublishedObject:
+        """A content-addressed file under `<storyboard_id>/` (its name should hold its hash): skipped when the
+        same bytes are there, never overwritten with others. Presigned when the destination can."""
+        _check_id(storyboard_id, storyboard_id, "", "storyboard id")
+        if not key.startswith(f"{storyboard_id}/") or ".." in key.split("/"):
+            raise ValueError(f"{key!r} is not under {storyboard_id}/")
+        obj = self._put_file(
+            Path(path),
+            key,
+            content_type=content_type,
+            on_exists="same",
+            metadata={"storyboard": storyboard_id, "sha256": sha256_file(path)},
+        )
+        return self._presign(obj)
 
     # --- the layout -----------------------------------------------------------------------------------
 
@@ -212,9 +297,9 @@ class Publisher(ABC):
                 on_exists="keep",
                 metadata={**base_meta, "sha256": sha256_file(thumbnail), "video-sha256": sha},
             )
-        vobj, expires_at = self._presign(vobj)
+        vobj = self._presign(vobj)
         if tobj is not None:
-            tobj, _ = self._presign(tobj)
+            tobj = self._presign(tobj)
         return PublishedMedia(
             storyboard_id=storyboard_id,
             shot_id=shot_id,
@@ -224,7 +309,7 @@ class Publisher(ABC):
             thumbnail=tobj,
             manifest_uri=self.uri_for(f"{stem}.json"),
             latest_uri=self.uri_for(f"{storyboard_id}/{shot_id}/{LATEST}"),
-            url_expires_at=expires_at,
+            url_expires_at=vobj.url_expires_at,
             generator=generator,
         )
 
@@ -234,9 +319,7 @@ class Publisher(ABC):
             raise TypeError(f"a manifest must be a mapping, not {type(manifest).__name__}")
         folder = f"{media.storyboard_id}/{media.shot_id}"
         meta = {"storyboard": media.storyboard_id, "shot": media.shot_id, "video-sha256": media.sha256}
-        body = (
-            json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
-        ).encode()
+        body = (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n").encode()
         mobj = self._put_bytes(
             body,
             f"{folder}/{media.sha12}.json",
@@ -246,26 +329,24 @@ class Publisher(ABC):
         )
 
         published_at = datetime.now(UTC)
-        latest_doc = {
-            "schema_version": LATEST_SCHEMA_VERSION,
-            "storyboard_id": media.storyboard_id,
-            "shot_id": media.shot_id,
-            "sha256": media.sha256,
-            "size": media.video.size,
-            "video": media.video.uri,
-            "thumbnail": media.thumbnail_uri,
-            "manifest": mobj.uri,
-            "thumbnail_sha256": media.thumbnail.sha256 if media.thumbnail else None,
-            "manifest_sha256": mobj.sha256,
-            # names beside latest.json, for readers of a copied or mirrored tree
-            "files": {
-                "video": media.video.key.rsplit("/", 1)[1],
-                "thumbnail": media.thumbnail.key.rsplit("/", 1)[1] if media.thumbnail else None,
-                "manifest": mobj.key.rsplit("/", 1)[1],
-            },
-            "published_at": published_at.isoformat(),
-            "generator": media.generator,
-        }
+        latest_doc = LatestPointer(
+            storyboard_id=media.storyboard_id,
+            shot_id=media.shot_id,
+            sha256=media.sha256,
+            size=media.video.size,
+            video=media.video.uri,
+            thumbnail=media.thumbnail_uri,
+            manifest=mobj.uri,
+            thumbnail_sha256=media.thumbnail.sha256 if media.thumbnail else None,
+            manifest_sha256=mobj.sha256,
+            files=LatestFiles(
+                video=media.video.key.rsplit("/", 1)[1],
+                thumbnail=media.thumbnail.key.rsplit("/", 1)[1] if media.thumbnail else None,
+                manifest=mobj.key.rsplit("/", 1)[1],
+            ),
+            published_at=published_at.isoformat(),
+            generator=media.generator,
+        ).model_dump(mode="json")
         latest_body = (json.dumps(latest_doc, indent=2, sort_keys=True) + "\n").encode()
         lobj = self._put_bytes(
             latest_body,
@@ -402,15 +483,36 @@ class LocalPublisher(Publisher):
                     content_type=content_type,
                     skipped=True,
                 )
-            raise PublishError(
-                f"{dest} exists with other content (sha256 {have}, not {sha}); not overwritten"
-            )
+            if on_exists != "update":
+                raise PublishError(f"{dest} exists with other content (sha256 {have}, not {sha}); not overwritten")
         try:
             with atomic_path(dest) as tmp:
                 write(tmp)
         except OSError as e:
             raise PublishError(f"cannot write {dest}: {e}") from e
         return PublishedObject(uri=dest.as_uri(), key=key, sha256=sha, size=size, content_type=content_type)
+
+    def verify_object(self, key: str, sha256: str, size: int) -> ObjectCheck:
+        path = self.root / key
+        uri = path.as_uri()
+        if not path.is_file():
+            return ObjectCheck(uri=uri, size=None, sha256=None, method="read back", problem=f"{uri} is missing")
+        have_size, have_sha = path.stat().st_size, sha256_file(path)
+        return ObjectCheck(
+            uri=uri,
+            size=have_size,
+            sha256=have_sha,
+            method="read back",
+            problem=_mismatch(uri, size, sha256, have_size, have_sha),
+        )
+
+
+def _mismatch(uri: str, size: int, sha256: str, have_size: int, have_sha: str | None) -> str | None:
+    if have_size != size:
+        return f"{uri} is {have_size} bytes, expected {size}"
+    if have_sha is not None and have_sha != sha256:
+        return f"{uri} has sha256 {have_sha}, expected {sha256}"
+    return None
 
 
 class S3Publisher(Publisher):
@@ -511,16 +613,15 @@ class S3Publisher(Publisher):
             if info is not None:
                 if on_exists == "keep" or s3.digest_bytes(data).matches(info):
                     return self._existing(key, info, content_type)
-                raise PublishError(
-                    f"{s3.s3_uri(self.bucket, okey)} exists with other content; not overwritten"
-                )
+                if on_exists != "update":
+                    raise PublishError(f"{s3.s3_uri(self.bucket, okey)} exists with other content; not overwritten")
         digest, _ = s3.put_bytes(
             self.client,
             data,
             self.bucket,
             okey,
             content_type=content_type,
-            cache_control=NO_CACHE if on_exists == "replace" else IMMUTABLE,
+            cache_control=NO_CACHE if on_exists in ("replace", "update") else IMMUTABLE,
             metadata={**metadata, "sha256": sha256_bytes(data)},
         )
         return PublishedObject(
@@ -531,31 +632,113 @@ class S3Publisher(Publisher):
             content_type=content_type,
         )
 
-    def _presign(self, obj: PublishedObject) -> tuple[PublishedObject, datetime | None]:
+    def _presign(self, obj: PublishedObject) -> PublishedObject:
         expires_at = datetime.now(UTC) + timedelta(seconds=self.url_expires_s)
         url = s3.presign_get(self.bucket, self.object_key(obj.key), self.url_expires_s, client=self.client)
-        return obj.model_copy(update={"url": url}), expires_at
+        return obj.model_copy(update={"url": url, "url_expires_at": expires_at})
+
+    def verify_object(self, key: str, sha256: str, size: int) -> ObjectCheck:
+        okey = self.object_key(key)
+        uri = s3.s3_uri(self.bucket, okey)
+        info = s3.head(self.client, self.bucket, okey)
+        if info is None:
+            return ObjectCheck(uri=uri, size=None, sha256=None, method="checksum", problem=f"{uri} is missing")
+        if info.size != size:
+            return ObjectCheck(
+                uri=uri,
+                size=info.size,
+                sha256=None,
+                method="checksum",
+                problem=f"{uri} is {info.size} bytes, expected {size}",
+            )
+        if info.checksum_sha256 and s3.Digest(size, sha256, s3.b64_of_hex(sha256)).matches_checksum(
+            info.checksum_sha256
+        ):
+            return ObjectCheck(uri=uri, size=info.size, sha256=sha256, method="checksum")
+        # A multipart upload reports a composite checksum (of the parts' digests), and an object written by
+        # another tool may report none: hash what is stored instead.
+        have = s3.sha256_of_object(self.client, self.bucket, okey)
+        return ObjectCheck(
+            uri=uri,
+            size=info.size,
+            sha256=have,
+            method="read back",
+            problem=_mismatch(uri, size, sha256, info.size, have),
+        )
+
+
+def verify_published(
+    publisher: Publisher, objects: Mapping[str, tuple[str, str, int]], *, latest: tuple[str, str] | None = None
+) -> list[ObjectCheck]:
+    """Check published objects, `{label: (uri, sha256, size)}`, and that latest.json (`(uri, video sha256)`)
+    points at this video. Returns one ObjectCheck per object; look at `.problem`."""
+    checks = []
+    for label, (uri, sha, size) in objects.items():
+        try:
+            check = publisher.verify_object(publisher.key_for(uri), sha, size)
+        except PublishError as e:
+            check = ObjectCheck(uri=uri, size=None, sha256=None, method="checksum", problem=str(e))
+        checks.append(check.model_copy(update={"problem": f"{label}: {check.problem}"}) if check.problem else check)
+    if latest is not None:
+        uri, video_sha = latest
+        data: bytes | None = None
+        try:
+            data = publisher.read_bytes(publisher.key_for(uri))
+            points_at = json.loads(data).get("sha256") if data is not None else None
+            problem = None
+            if data is None:
+                problem = f"latest.json: {uri} is missing"
+            elif points_at != video_sha:
+                problem = f"latest.json: {uri} points at {points_at}, not {video_sha}"
+        except (PublishError, ValueError) as e:
+            problem = f"latest.json: {e}"
+        checks.append(
+            ObjectCheck(
+                uri=uri, size=None if data is None else len(data), sha256=None, method="read back", problem=problem
+            )
+        )
+    return checks
 
 
 def publisher_for(
     target: str | Path, *, s3_client: BaseClient | None = None, transfer: TransferConfig | None = None
 ) -> Publisher:
     """The publisher for SHOTLINE_PUBLISH_URI: `s3://bucket/prefix`, a `file://` URI or a local folder."""
+    where = _destination(target)
+    if isinstance(where, Path):
+        return LocalPublisher(where)
+    bucket, prefix = where
+    return S3Publisher(bucket, prefix, s3_client, transfer=transfer)
+
+
+def lineage_uri(target: str | Path, storyboard_id: str, shot_id: str) -> str:
+    """Where the shot's latest.json is (or will be) published under `target`, without connecting to it: the
+    lineage key a finished mp4 carries in its tags."""
+    _check_id(storyboard_id, storyboard_id, shot_id, "storyboard id")
+    _check_id(shot_id, storyboard_id, shot_id, "shot id")
+    key = f"{storyboard_id}/{shot_id}/{LATEST}"
+    where = _destination(target)
+    if isinstance(where, Path):
+        return (where.expanduser().resolve() / key).as_uri()
+    bucket, prefix = where
+    return s3.s3_uri(bucket, s3.join_key(prefix, key))
+
+
+def _destination(target: str | Path) -> Path | tuple[str, str]:
     text = str(target)
     if text.startswith("s3://"):
         try:
-            bucket, prefix = s3.parse_s3_uri(text, require_key=False)
+            return s3.parse_s3_uri(text, require_key=False)
         except s3.S3UriError as e:
             raise InputError(str(e), field="SHOTLINE_PUBLISH_URI") from e
-        return S3Publisher(bucket, prefix, s3_client, transfer=transfer)
     if text.startswith("file://"):
-        return LocalPublisher(Path(unquote(urlsplit(text).path)))
+        return Path(unquote(urlsplit(text).path))
     if "://" in text:
         raise InputError(
             f"unsupported publish destination {text!r}: use s3://bucket/prefix or a local folder",
             field="SHOTLINE_PUBLISH_URI",
         )
-    return LocalPublisher(Path(text))
+    return Path(text)
 
 
 def _check_id(value: str, storyboard_id: str, shot_id: str, what: str) -> None:

@@ -50,9 +50,7 @@ def parse_s3_uri(uri: str, *, require_key: bool = True) -> tuple[str, str]:
         raise S3UriError(f"not an s3:// URI: {uri!r}")
     bucket, _, key = uri[len("s3://") :].partition("/")
     if not _BUCKET_RE.match(bucket) or ".." in bucket:
-        raise S3UriError(
-            f"invalid bucket name {bucket!r} in {uri!r} (3-63 lowercase letters, digits, '.' or '-')"
-        )
+        raise S3UriError(f"invalid bucket name {bucket!r} in {uri!r} (3-63 lowercase letters, digits, '.' or '-')")
     if require_key and not key:
         raise S3UriError(f"no object key in {uri!r} (expected s3://bucket/key)")
     return bucket, key
@@ -94,9 +92,7 @@ def presign_get(bucket: str, key: str, expires_s: int = 3600, *, client: BaseCli
         raise ValueError(f"expires_s must be between 1 and {MAX_PRESIGN_S}, not {expires_s}")
     client = client or s3_client()
     try:
-        return client.generate_presigned_url(
-            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_s
-        )
+        return client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_s)
     except NoCredentialsError as e:
         raise PublishError(f"cannot presign {s3_uri(bucket, key)}: no AWS credentials found") from e
 
@@ -145,6 +141,11 @@ class Digest:
 
 def _b64(digest: bytes) -> str:
     return base64.b64encode(digest).decode("ascii")
+
+
+def b64_of_hex(sha256_hex: str) -> str:
+    """The base64 form S3 reports (ChecksumSHA256) of a hex SHA-256."""
+    return _b64(bytes.fromhex(sha256_hex))
 
 
 def digest_bytes(data: bytes) -> Digest:
@@ -239,11 +240,7 @@ def planned_part_size(transfer: TransferConfig, size: int) -> int | None:
 
 def _ascii_metadata(metadata: Mapping[str, str | None]) -> dict[str, str]:
     # S3 user metadata travels in HTTP headers: ASCII only.
-    return {
-        k: v.encode("ascii", "replace").decode("ascii")
-        for k, v in metadata.items()
-        if v is not None and v != ""
-    }
+    return {k: v.encode("ascii", "replace").decode("ascii") for k, v in metadata.items() if v is not None and v != ""}
 
 
 def verify(client: BaseClient, bucket: str, key: str, digest: Digest) -> ObjectInfo:
@@ -323,6 +320,18 @@ def put_bytes(
     except (ClientError, BotoCoreError) as e:
         raise PublishError(f"upload to {s3_uri(bucket, key)} failed: {describe_error(e)}") from e
     return digest, verify(client, bucket, key, digest)
+
+
+def sha256_of_object(client: BaseClient, bucket: str, key: str) -> str:
+    """Read an object back in chunks and hash it (hex)."""
+    h = hashlib.sha256()
+    try:
+        body = client.get_object(Bucket=bucket, Key=key)["Body"]
+        for chunk in body.iter_chunks(_CHUNK):
+            h.update(chunk)
+    except (ClientError, BotoCoreError) as e:
+        raise PublishError(f"cannot read {s3_uri(bucket, key)}: {describe_error(e)}") from e
+    return h.hexdigest()
 
 
 def get_bytes(client: BaseClient, bucket: str, key: str) -> bytes:

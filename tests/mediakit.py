@@ -94,3 +94,71 @@ def live_children() -> list[int]:
             if int(fields[1]) == me:
                 kids.append(int(entry.name))
     return kids
+
+
+def make_lavfi(path: Path, video: str, audio: str | None, *, extra: list[str] | None = None) -> Path:
+    """An H.264 High (+ AAC) mp4 from lavfi graphs given whole (sizes, rates and durations inside them)."""
+    args = [ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", video]
+    if audio:
+        args += ["-f", "lavfi", "-i", audio, "-c:a", "aac", "-b:a", "128k", "-shortest"]
+    args += ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-movflags", "+faststart"]
+    subprocess.run([*args, *(extra or []), str(path)], check=True, capture_output=True)
+    return path
+
+
+def packet_md5(path: Path, stream: str = "v") -> str:
+    """MD5 of a stream's packets as stored (stream copy into ffmpeg's hash muxer): equal only when no
+    re-encode happened."""
+    out = subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", f"0:{stream}:0", "-c", "copy", "-f", "hash",
+         "-hash", "md5", "-"],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    return out.strip()
+
+
+def audio_samples(path: Path, rate: int = 48000) -> np.ndarray:
+    """The first audio stream decoded to mono float samples at `rate` (as a player without edit lists would)."""
+    raw = subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:a:0", "-ac", "1", "-ar", str(rate), "-f", "f32le",
+         "-"],
+        check=True, capture_output=True,
+    ).stdout  # fmt: skip
+    return np.frombuffer(raw, np.float32)
+
+
+def rgb_frame(path: Path, t: float) -> np.ndarray:
+    """The frame at `t` seconds as RGB, shape (height, width, 3)."""
+    from shotline.media.probe import probe
+
+    info = probe(path)
+    raw = subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-i", str(path), "-ss", str(t), "-frames:v", "1", "-f", "rawvideo",
+         "-pix_fmt", "rgb24", "-"],
+        check=True, capture_output=True,
+    ).stdout  # fmt: skip
+    return np.frombuffer(raw, np.uint8).reshape(info.height, info.width, 3)
+
+
+def ffmpeg_processes() -> list[int]:
+    """PIDs of every ffmpeg process descended from this one (running or not yet reaped)."""
+    me = os.getpid()
+    parents: dict[int, int] = {}
+    names: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            names[int(entry.name)] = stat[stat.find("(") + 1 : stat.rfind(")")]
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+
+    def descends(pid: int) -> bool:
+        while pid in parents and pid > 1:
+            pid = parents[pid]
+            if pid == me:
+                return True
+        return False
+
+    return [pid for pid, name in names.items() if "ffmpeg" in name and descends(pid)]

@@ -19,18 +19,21 @@ def test_definitions_load_with_the_design_graph() -> None:
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == {"source_image", "clip_prompt", "raw_clip", "final_clip", "published_clip", "storyboard_reel"}
+    assert keys == {"source_image", "clip_prompt", "raw_clip", "final_clip", "published_clip", "storyboard_reel"} | {
+        "contact_sheet",
+        "production_ledger",
+    }
     chain = ["source_image", "clip_prompt", "raw_clip", "final_clip", "published_clip"]
     for upstream, downstream in itertools.pairwise(chain):
         assert dg.AssetKey(upstream) in graph.get(dg.AssetKey(downstream)).parent_keys
     for key in chain:
         node = graph.get(dg.AssetKey(key))
         assert node.partitions_def.name == "shots" and node.code_version
-    reel = graph.get(dg.AssetKey("storyboard_reel"))
-    assert reel.partitions_def.name == "storyboards"
+    for key in ("storyboard_reel", "contact_sheet", "production_ledger"):
+        assert graph.get(dg.AssetKey(key)).partitions_def.name == "storyboards"
     assert graph.get(dg.AssetKey("raw_clip")).pools == {"fal"}
     assert {j.name for j in defs.resolve_all_job_defs()} >= {"clip_job", "reel_job"}
-    assert {s.name for s in defs.sensors} == {"storyboard_sensor", "reel_sensor"}
+    assert {s.name for s in defs.sensors} == {"storyboard_sensor", "reel_sensor", "clip_automation_sensor"}
 
 
 def test_fal_key_is_bound_as_an_env_var_never_a_value() -> None:

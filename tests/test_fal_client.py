@@ -406,6 +406,8 @@ def test_submit_read_timeout_is_outcome_unknown(fake_fal: FakeFal, make_client: 
     ("fault", "error"),
     [
         (nginx_error(502), SubmitOutcomeUnknown),  # the gateway may have forwarded it
+        (nginx_error(504), SubmitOutcomeUnknown),  # it may have timed out waiting for a queue that took it
+        (nginx_error(503), FalUnavailable),  # the gateway had nowhere to send it
         (
             {
                 "status": 503,
@@ -415,6 +417,7 @@ def test_submit_read_timeout_is_outcome_unknown(fake_fal: FakeFal, make_client: 
             FalUnavailable,
         ),  # fal itself said no
         ({"status": 429, "body": {"detail": "Queue is full"}}, FalUnavailable),
+        ({"status": 429, "body": {"detail": "Queue is full"}, "headers": {"Retry-After": "3"}}, FalUnavailable),
     ],
 )
 def test_submit_errors_are_never_retried(

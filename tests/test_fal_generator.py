@@ -25,7 +25,7 @@ from shotline.fal.errors import FalAuthError, FalDeadlineExceeded, FalRequestFai
 from shotline.generators.base import GenerationRequest, Generator
 from shotline.generators.fal import FalGenerator, build_fal_generator
 from shotline.hashing import sha256_file
-from shotline.ledger import LedgerState, RequestLedger
+from shotline.ledger import LedgerEntry, LedgerState, RequestLedger
 from shotline.store import WorkStore
 from tests.fakes.clock import FakeClock
 from tests.fakes.fal_server import (
@@ -95,6 +95,8 @@ def make_generator(fake_fal: FakeFal, store: WorkStore) -> GeneratorFactory:
         budget: Budget | None = None,
         deadline_s: float = 600.0,
         clock: FakeClock | None = None,
+        queue_timeout_s: float | None = None,
+        on_record: Callable[[LedgerEntry], None] | None = None,
         **client_options: Any,
     ) -> FalGenerator:
         clock = clock or FakeClock()
@@ -111,7 +113,14 @@ def make_generator(fake_fal: FakeFal, store: WorkStore) -> GeneratorFactory:
             )
 
         return FalGenerator(
-            client_factory, store, model=MODEL, budget=budget, deadline_s=deadline_s, clock=clock.monotonic
+            client_factory,
+            store,
+            model=MODEL,
+            budget=budget,
+            deadline_s=deadline_s,
+            clock=clock.monotonic,
+            queue_timeout_s=queue_timeout_s,
+            on_record=on_record,
         )
 
     return make
@@ -587,3 +596,115 @@ def test_built_from_settings_the_way_the_pipeline_does(
     assert same.budget is not None and same.budget.cap is None
     with pytest.raises(InputError, match="FAL_KEY"):
         FalGenerator.from_settings(Settings.from_env({}), store)
+
+
+# -- the request as others see it: observer, X-Fal-Request-Timeout ------------------------------------------
+
+
+def test_every_ledger_record_reaches_the_observer_as_written_and_without_secrets(
+    fake_fal: FakeFal, store: WorkStore, make_generator: GeneratorFactory, tmp_path: Path
+) -> None:
+    request = make_request(tmp_path)
+    url = fake_fal.serve_asset("boats.png", request.image_path.read_bytes(), "image/png")
+    request = request.model_copy(update={"image_url": url + "?X-Amz-Signature=secret"})
+    seen: list[LedgerEntry] = []
+
+    def observe(entry: LedgerEntry) -> None:
+        on_disk = RequestLedger(store).get(entry.clip_key)
+        assert on_disk == entry  # durable before anyone is told
+        seen.append(entry)
+
+    result = make_generator(budget=Budget(store, 5.0), on_record=observe).generate(request, tmp_path / "work", Log())
+    assert [e.state for e in seen] == [LedgerState.SUBMITTING, LedgerState.SUBMITTED, LedgerState.COMPLETED]
+    submitted = seen[1].public_view()
+    assert submitted["fal_request_id"] == result.request_id and submitted["fal_state"] == "submitted"
+    assert submitted["status_url"] == f"{fake_fal.url}/xai/grok-imagine-video/requests/{result.request_id}/status"
+    assert submitted["parameters"]["image_url"] == url and submitted["estimated_cost_usd"] == 0.17
+    assert submitted["submitted_at"] and submitted["start_timeout_s"] == 600.0
+    completed = seen[2].public_view()
+    assert completed["billed"] is True and completed["cost_usd"] == 0.17
+    for entry in seen:
+        text = json.dumps(entry.public_view())
+        assert "secret" not in text and "base64" not in text and fake_fal.key not in text
+        assert "budget_reservation" not in text and "previous" not in text
+
+
+def test_public_view_drops_query_and_user_info_from_urls() -> None:
+    entry = LedgerEntry(
+        clip_key="k",
+        state=LedgerState.SUBMITTED,
+        storyboard_id="sb",
+        shot_id="s",
+        model=MODEL,
+        created_at="t",
+        updated_at="t",
+        request_id="r1",
+        status_url="https://user:pw@queue.fal.run/xai/grok-imagine-video/requests/r1/status?token=abc",
+        response_url="https://queue.fal.run/xai/grok-imagine-video/requests/r1",
+        cancel_url="https://queue.fal.run/xai/grok-imagine-video/requests/r1/cancel#frag",
+    )
+    view = entry.public_view()
+    assert view["status_url"] == "https://queue.fal.run/xai/grok-imagine-video/requests/r1/status"
+    assert view["cancel_url"] == "https://queue.fal.run/xai/grok-imagine-video/requests/r1/cancel"
+    assert "billed" not in view and "cost_usd" not in view  # not known yet: left out, not null
+
+
+def test_an_observer_that_fails_never_breaks_the_bookkeeping(
+    fake_fal: FakeFal,
+    store: WorkStore,
+    make_generator: GeneratorFactory,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(entry: LedgerEntry) -> None:
+        raise RuntimeError("event log unavailable")
+
+    request = make_request(tmp_path)
+    result = make_generator(on_record=broken).generate(request, tmp_path / "work", Log())
+    assert ledger_state(store, request) == LedgerState.COMPLETED and result.width == 854
+    assert caplog.text.count("ledger observer failed") == 3 and "event log unavailable" in caplog.text
+
+
+@pytest.mark.parametrize(("queue_timeout_s", "header"), [(None, "600"), (45.5, "45.5")])
+def test_the_submit_carries_x_fal_request_timeout(
+    fake_fal: FakeFal,
+    store: WorkStore,
+    make_generator: GeneratorFactory,
+    tmp_path: Path,
+    queue_timeout_s: float | None,
+    header: str,
+) -> None:
+    request = make_request(tmp_path)
+    make_generator(queue_timeout_s=queue_timeout_s).generate(request, tmp_path / "work", Log())
+    [submit] = fake_fal.submits
+    assert submit.headers["x-fal-request-timeout"] == header  # default: the per-clip deadline
+    entry = RequestLedger(store).get(request.clip_key)
+    assert entry is not None and entry.start_timeout_s == float(header)
+
+
+def test_a_request_fal_dropped_for_not_starting_in_time_is_unbilled_and_may_be_submitted_again(
+    fake_fal: FakeFal, store: WorkStore, make_generator: GeneratorFactory, tmp_path: Path
+) -> None:
+    fake_fal.fail_requests(504, "request_timeout", "Request timed out before it could start")
+    request = make_request(tmp_path)
+    with pytest.raises(FalRequestFailed) as caught:
+        make_generator(queue_timeout_s=30).generate(request, tmp_path / "work", Log())
+    assert "request_timeout" in str(caught.value) and "before it could start" in str(caught.value)
+    assert caught.value.retryable and not caught.value.billed
+    entry = RequestLedger(store).get(request.clip_key)
+    assert entry is not None and entry.billed is False and entry.cost_usd == 0.0
+    fake_fal.failure = None
+    make_generator().generate(request, tmp_path / "work", Log())
+    assert len(fake_fal.submits) == 2
+
+
+def test_a_cancelled_request_records_what_it_may_have_cost(
+    fake_fal: FakeFal, store: WorkStore, make_generator: GeneratorFactory, tmp_path: Path
+) -> None:
+    fake_fal.queue_polls, fake_fal.progress_polls = 0, 1000
+    request = make_request(tmp_path)
+    with pytest.raises(FalDeadlineExceeded):
+        make_generator(deadline_s=20).generate(request, tmp_path / "work", Log())
+    entry = RequestLedger(store).get(request.clip_key)
+    assert entry is not None and entry.state == LedgerState.CANCELLED
+    assert entry.billed is True and entry.cost_usd == 0.17  # it was running: counted at the estimate

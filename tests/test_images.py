@@ -6,6 +6,7 @@ import functools
 import http.server
 import io
 import json
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,14 +17,25 @@ import pytest
 from PIL import Image, ImageCms
 
 from shotline.errors import InputError, MediaError
-from shotline.images import SourcedImage, SourceUnavailable, image_url_for_fal, source_image, stored_image
+from shotline.images import (
+    SourcedImage,
+    SourceUnavailable,
+    check_image,
+    image_url_for_fal,
+    source_image,
+    stored_image,
+)
+from shotline.netguard import UrlPolicy
 from shotline.s3 import s3_client
 from shotline.store import WorkStore
 from tests.fakes.s3_server import S3Env
+from tests.test_netguard import Server, hostile_handler, serve
 
 SB = "harbor-teaser"
 SHOT = "s01-boats"
 RED, GREEN, BLUE = (220, 30, 30), (30, 200, 30), (30, 30, 220)
+# The test servers listen on plain http on loopback, which the default policy refuses: allow exactly that.
+LOOPBACK = UrlPolicy(allow_http=True, allow_hosts=("127.0.0.1",))
 
 
 # --- helpers ------------------------------------------------------------------------------------------
@@ -248,7 +260,7 @@ def test_refuses_paths_leaving_the_folder(board: Path, store: WorkStore, tmp_pat
 
 def test_refuses_missing_files_and_odd_schemes(board: Path, store: WorkStore) -> None:
     refused("images/missing.png", board, store, "not found")
-    refused("ftp://example.com/a.png", board, store, "unsupported URL scheme")
+    refused("ftp://example.com/a.png", board, store, "URL scheme 'ftp' is refused: use https:// or s3://")
     refused("  ", board, store, "no image given")
 
 
@@ -258,7 +270,7 @@ def test_nothing_is_stored_for_a_refused_image(board: Path, store: WorkStore) ->
 
 
 def test_refuses_plain_http_unless_allowed(board: Path, store: WorkStore) -> None:
-    refused("http://example.com/a.png", board, store, "plain http:// URLs are refused")
+    refused("http://example.com/a.png", board, store, "plain http:// URLs are refused", policy=UrlPolicy())
 
 
 # --- over HTTP -----------------------------------------------------------------------------------------
@@ -271,7 +283,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture
 def http_root(tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    """A folder served over plain HTTP on loopback: the https code path, with allow_http=True."""
+    """A folder served over plain HTTP on loopback: the https code path, with the LOOPBACK policy."""
     root = tmp_path / "www"
     root.mkdir()
     handler = functools.partial(_QuietHandler, directory=str(root))
@@ -289,7 +301,7 @@ def test_image_over_http(board: Path, store: WorkStore, http_root: tuple[Path, s
     root, base = http_root
     data = encode(marked((640, 480)), "JPEG", quality=90)
     (root / "still.jpg").write_bytes(data)
-    img = source(f"{base}/still.jpg", board, store, allow_http=True)
+    img = source(f"{base}/still.jpg", board, store, policy=LOOPBACK)
     assert img.origin_kind == "https"
     assert img.resolved == f"{base}/still.jpg"
     assert (img.width, img.height) == (640, 480)
@@ -300,24 +312,24 @@ def test_image_over_http(board: Path, store: WorkStore, http_root: tuple[Path, s
 
 def test_http_errors(board: Path, store: WorkStore, http_root: tuple[Path, str]) -> None:
     root, base = http_root
-    refused(f"{base}/missing.jpg", board, store, "server answered 404", allow_http=True)
+    refused(f"{base}/missing.jpg", board, store, "server answered 404", policy=LOOPBACK)
     (root / "big.png").write_bytes(encode(marked((400, 400)), "PNG"))
-    refused(f"{base}/big.png", board, store, "at most 1,000 are accepted", allow_http=True, max_bytes=1000)
+    refused(f"{base}/big.png", board, store, "at most 1,000 are accepted", policy=LOOPBACK, max_bytes=1000)
     (root / "page.png").write_text("<html>not an image</html>")
-    refused(f"{base}/page.png?token=secret", board, store, "not an image", allow_http=True)
+    refused(f"{base}/page.png?token=secret", board, store, "not an image", policy=LOOPBACK)
 
 
 def test_query_strings_stay_out_of_error_messages(
     board: Path, store: WorkStore, http_root: tuple[Path, str]
 ) -> None:
     _, base = http_root
-    err = refused(f"{base}/x.jpg?X-Amz-Signature=abc123", board, store, "404", allow_http=True)
+    err = refused(f"{base}/x.jpg?X-Amz-Signature=abc123", board, store, "404", policy=LOOPBACK)
     assert "abc123" not in str(err)
 
 
 def test_unreachable_server_is_retryable(board: Path, store: WorkStore) -> None:
     with pytest.raises(SourceUnavailable) as excinfo:
-        source("http://127.0.0.1:9/a.png", board, store, allow_http=True, timeout_s=5)
+        source("http://127.0.0.1:9/a.png", board, store, policy=LOOPBACK, timeout_s=5)
     assert excinfo.value.field == "image"
 
 
@@ -415,3 +427,76 @@ def test_fal_url_finds_the_image_through_the_store(board: Path, store: WorkStore
     assert url is not None and httpx.get(url).content == img.path.read_bytes()
     with pytest.raises(MediaError, match="missing"):
         image_url_for_fal(moved, publish_uri=s3_env.uri("p"))
+
+
+# --- the URL guard, the limits, the offline check ----------------------------------------------------------
+
+
+@pytest.fixture
+def hostile() -> Iterator[Server]:
+    yield from serve(hostile_handler)
+
+
+def test_urls_are_held_to_the_policy_before_any_connection(board: Path, store: WorkStore) -> None:
+    refused("https://169.254.169.254/latest/meta-data/", board, store, "cloud metadata address", policy=UrlPolicy())
+    refused("https://127.0.0.1/a.png", board, store, "loopback", policy=UrlPolicy())
+    refused("https://u:p@example.com/a.png", board, store, "user:password@", policy=UrlPolicy())
+    refused("images/a.png\x00", board, store, "control characters")
+
+
+def test_a_redirect_to_a_refused_address_names_where_it_came_from(
+    board: Path, store: WorkStore, hostile: Server
+) -> None:
+    policy = UrlPolicy().trusting(hostile.url)
+    err = refused(
+        f"{hostile.url}/redirect?to=https://10.0.0.9/x.png", board, store, "10.0.0.9, which is private", policy=policy
+    )
+    assert f"redirected from {hostile.url}/redirect?…" in str(err)
+    assert len(hostile.hosts) == 1
+
+
+def test_a_body_without_length_is_stopped_at_the_limit(board: Path, store: WorkStore, hostile: Server) -> None:
+    policy = UrlPolicy().trusting(hostile.url)
+    url = f"{hostile.url}/endless"
+    refused(url, board, store, "larger than 100,000 bytes; stopped", policy=policy, max_bytes=100_000)
+
+
+def test_a_download_that_never_ends_is_stopped_at_the_time_limit(
+    board: Path, store: WorkStore, hostile: Server
+) -> None:
+    with pytest.raises(SourceUnavailable, match=r"took longer than 0\.3 s"):
+        source(f"{hostile.url}/trickle", board, store, policy=UrlPolicy().trusting(hostile.url), timeout_s=0.3)
+
+
+def test_a_fifo_is_not_read(board: Path, store: WorkStore) -> None:
+    os.mkfifo(board / "images" / "pipe.png")
+    refused("images/pipe.png", board, store, "not a regular file")
+
+
+def test_check_image_runs_the_checks_offline(board: Path, store: WorkStore) -> None:
+    def check(spec: str, **kwargs: object) -> None:
+        check_image(spec, board, storyboard_id=SB, shot_id=SHOT, policy=UrlPolicy(), **kwargs)  # type: ignore[arg-type]
+
+    check(put(board, "ok.png", encode(marked((640, 360)), "PNG")))
+    check("https://cdn.example.invalid/a.png")  # not fetched, not even resolved: .invalid never resolves
+    check("s3://bucket/stills/a.png")
+    for spec, needle in [
+        (put(board, "small.png", encode(marked((100, 100)), "PNG")), "at least 256 px"),
+        (put(board, "text.png", b"hello" * 100), "not an image"),
+        ("images/missing.png", "not found"),
+        ("https://10.0.0.1/a.png", "private"),
+        ("http://cdn.example.com/a.png", "plain http"),
+        ("s3://Bad_Bucket/a.png", "invalid bucket name"),
+    ]:
+        with pytest.raises(InputError, match=needle) as info:
+            check(spec)
+        assert (info.value.storyboard, info.value.shot, info.value.field) == (SB, SHOT, "image")
+    assert not store.root.exists()  # nothing was stored
+
+
+def test_a_tampered_stored_image_is_refused_before_use(board: Path, store: WorkStore) -> None:
+    img = source(put(board, "a.png", encode(marked((300, 300)), "PNG")), board, store)
+    lineage = img.model_dump(mode="json", exclude={"path"})
+    img.path.write_bytes(encode(marked((300, 300), "L"), "PNG"))
+    with pytest.raises(MediaError, match="no longer matches its sha256"):
+        stored_image(lineage, store)

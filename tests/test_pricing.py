@@ -158,3 +158,83 @@ def test_concurrent_processes_never_overshoot_the_cap(store: WorkStore) -> None:
     assert results.count(True) == 5
     spend = Budget(store, 5.00, now=lambda: DAY1).spend()
     assert spend.reserved == Decimal("5.00")
+
+
+# -- shotline estimate ------------------------------------------------------------------------------------
+
+
+def estimate_lines(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, str]:
+    from shotline.cli import main
+
+    assert main(["estimate", *argv]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {name: rest for name, rest in (line.split(maxsplit=1) for line in lines if line.startswith("  "))}
+    rows["budget"] = next((line for line in lines if line.startswith("SHOTLINE_BUDGET_USD")), "")
+    return rows
+
+
+def test_estimate_prices_a_storyboard_and_what_is_cached_or_already_paid_costs_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], fake_fal: Any
+) -> None:
+    from pydantic import SecretStr
+
+    from shotline.fal.client import FalQueueClient
+    from shotline.fal.models import RequestHandle
+    from shotline.generation import clip_key, generate_clip
+    from shotline.generators.base import GenerationRequest
+    from shotline.generators.fal import FalGenerator
+    from shotline.images import source_image
+    from shotline.ledger import RequestLedger
+    from shotline.prompts import render_prompt
+    from shotline.storyboard import load_storyboard
+    from tests.fakes.fal_server import MODEL
+    from tests.storyboard_factory import tiny_storyboard
+
+    folder = tiny_storyboard(tmp_path / "storyboards", n_shots=3, duration=2, resolution="480p")
+    home = tmp_path / "home"
+    for name in ("FAL_KEY", "SHOTLINE_GENERATOR", "SHOTLINE_FAL_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SHOTLINE_HOME", str(home))
+    monkeypatch.setenv("SHOTLINE_BUDGET_USD", "0.40")
+
+    rows = estimate_lines(capsys, str(folder))
+    assert [rows[s].split()[-1] for s in ("s01", "s02", "s03")] == ["0.17", "0.17", "0.17"]
+    assert rows["total"].split()[-1] == "0.51"
+    assert "0.40 left; this does NOT fit" in rows["budget"]
+    assert not home.exists()  # estimating writes nothing
+
+    # s01 generated on fal (through the cache, as raw_clip does it); s02's paid request still running
+    sb, store = load_storyboard(folder), WorkStore(home)
+
+    def request_for(shot_id: str) -> GenerationRequest:
+        shot = sb.shot(shot_id)
+        image = source_image(shot.image, sb.folder, store, storyboard_id=sb.id, shot_id=shot.id)
+        prompt = render_prompt(sb, shot).text
+        key = clip_key(generator="fal", model=MODEL, image_sha256=image.sha256, prompt=prompt,
+                       duration=shot.duration, resolution=shot.resolution)  # fmt: skip
+        return GenerationRequest(storyboard_id=sb.id, shot_id=shot.id, clip_key=key, prompt=prompt,
+                                 image_path=image.path, image_sha256=image.sha256, image_width=image.width,
+                                 image_height=image.height, duration=shot.duration,
+                                 resolution=shot.resolution)  # fmt: skip
+
+    def client() -> FalQueueClient:
+        return FalQueueClient(fake_fal.url, SecretStr(fake_fal.key), model=MODEL, sleep=lambda s: None)
+
+    generator = FalGenerator(client, store, model=MODEL, budget=Budget(store, None))
+    generate_clip(request_for("s01"), generator, store, lambda line: None)
+    ledger, running = RequestLedger(store), request_for("s02")
+    entry = ledger.begin_submit(clip_key=running.clip_key, storyboard_id=sb.id, shot_id="s02", model=MODEL,
+                                parameters={}, image_sha256=running.image_sha256, estimated_cost_usd=0.17,
+                                budget_reservation=None)  # fmt: skip
+    root = f"{fake_fal.url}/xai/grok-imagine-video/requests/r-2"
+    ledger.mark_submitted(entry, RequestHandle(request_id="r-2", status_url=f"{root}/status", response_url=root,
+                                               cancel_url=f"{root}/cancel"))  # fmt: skip
+
+    rows = estimate_lines(capsys, str(folder))
+    assert rows["s01"].endswith("$  0.00  (cached)")
+    assert rows["s02"].endswith("$  0.00  (paid: fal request r-2 submitted)")
+    assert rows["s03"].endswith("$  0.17") and rows["total"].split()[-1] == "0.17"
+    # today's spend (the s01 clip) counts against the cap
+    assert "$0.17 spent or reserved today" in rows["budget"]
+    assert "$0.23 left; this fits" in rows["budget"]
+    assert len(fake_fal.submits) == 1

@@ -20,7 +20,9 @@ from shotline.publish import (
     LocalPublisher,
     PublishedMedia,
     S3Publisher,
+    lineage_uri,
     publisher_for,
+    verify_published,
 )
 from shotline.s3 import s3_client
 from tests.fakes.s3_server import S3Env
@@ -95,9 +97,7 @@ def test_local_layout_and_latest(tmp_path: Path, media: tuple[Path, Path]) -> No
     assert datetime.fromisoformat(latest["published_at"]) == clip.published_at
 
     meta = clip.metadata()
-    assert (
-        meta["uri"] == clip.video_uri and meta["sha256"] == vsha and meta["manifest_uri"] == clip.manifest.uri
-    )
+    assert meta["uri"] == clip.video_uri and meta["sha256"] == vsha and meta["manifest_uri"] == clip.manifest.uri
 
 
 def test_local_republish_skips_and_keeps_the_first_manifest(tmp_path: Path, media: tuple[Path, Path]) -> None:
@@ -276,9 +276,7 @@ def test_s3_layout_checksums_and_headers(s3_env: S3Env, media: tuple[Path, Path]
 
 def test_s3_presigned_urls_serve_the_same_bytes(s3_env: S3Env, media: tuple[Path, Path]) -> None:
     video, thumb = media
-    clip = S3Publisher(s3_env.bucket, "", s3_client(), url_expires_s=3600).publish_clip(
-        SB, SHOT, video, thumb, {}
-    )
+    clip = S3Publisher(s3_env.bucket, "", s3_client(), url_expires_s=3600).publish_clip(SB, SHOT, video, thumb, {})
     assert clip.url is not None and clip.thumbnail_url is not None
     assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in clip.url and "X-Amz-Expires=3600" in clip.url
     assert httpx.get(clip.url).content == video.read_bytes()
@@ -342,3 +340,162 @@ def test_manifest_section_fits_the_lineage_manifest(tmp_path: Path, media: tuple
     lineage = PublishedLineage.model_validate(placed.manifest_section())
     assert lineage.video.sha256 == placed.sha256
     assert lineage.manifest_uri == placed.manifest_uri
+
+
+# --- latest.json is written last: a failure before it leaves the old pointer ----------------------------
+
+
+class PointerFails(LocalPublisher):
+    """A local publisher whose disk refuses the latest.json write (and only that one)."""
+
+    def _put_bytes(self, data: bytes, key: str, **kwargs: Any):  # type: ignore[override]
+        if key.endswith("/latest.json"):
+            raise PublishError(f"disk full writing {key}")
+        return super()._put_bytes(data, key, **kwargs)
+
+
+def test_local_failure_before_the_pointer_keeps_the_old_one(tmp_path: Path, media: tuple[Path, Path]) -> None:
+    video, thumb = media
+    old = LocalPublisher(tmp_path / "pub").publish_clip(SB, SHOT, video, thumb, {"v": 1})
+    before = (tmp_path / "pub" / SB / SHOT / "latest.json").read_bytes()
+    video.write_bytes(video.read_bytes() + b"second take")
+    with pytest.raises(PublishError, match="disk full"):
+        PointerFails(tmp_path / "pub").publish_clip(SB, SHOT, video, thumb, {"v": 2})
+    new12 = sha256(video.read_bytes())[:12]
+    folder = tmp_path / "pub" / SB / SHOT
+    assert (folder / f"{new12}.mp4").read_bytes() == video.read_bytes()  # the new clip went up...
+    assert (folder / f"{new12}.json").is_file()
+    assert (folder / "latest.json").read_bytes() == before  # ...but readers still see the old one, whole
+    assert json.loads(before)["sha256"] == old.sha256
+    assert not [p for p in folder.iterdir() if ".part" in p.name]
+
+
+def test_s3_failure_before_the_pointer_keeps_the_old_one(s3_env: S3Env, media: tuple[Path, Path]) -> None:
+    video, thumb = media
+    pub = S3Publisher(s3_env.bucket, "p", s3_client())
+    old = pub.publish_clip(SB, SHOT, video, thumb, {"v": 1})
+    latest_key = f"p/{SB}/{SHOT}/latest.json"
+    before = s3_env.client.get_object(Bucket=s3_env.bucket, Key=latest_key)["Body"].read()
+
+    def refuse_latest(params: dict[str, Any], **_: Any) -> None:
+        if params["Key"] == latest_key:
+            raise ConnectionError("network dropped before the pointer")
+
+    writes = put_log(pub.client)
+    pub.client.meta.events.register("before-parameter-build.s3.PutObject", refuse_latest)
+    video.write_bytes(video.read_bytes() + b"second take")
+    new12 = sha256(video.read_bytes())[:12]
+    with pytest.raises(ConnectionError):
+        pub.publish_clip(SB, SHOT, video, thumb, {"v": 2})
+    assert [k for _, k in writes] == [f"p/{SB}/{SHOT}/{new12}.{ext}" for ext in ("mp4", "jpg", "json")] + [latest_key]
+    stored = s3_env.client.get_object(Bucket=s3_env.bucket, Key=f"p/{SB}/{SHOT}/{new12}.mp4")["Body"].read()
+    assert stored == video.read_bytes()
+    assert s3_env.client.get_object(Bucket=s3_env.bucket, Key=latest_key)["Body"].read() == before
+    assert (pub.read_latest(SB, SHOT) or {})["sha256"] == old.sha256
+
+
+# --- documents beside the clips, content-addressed files, the lineage location --------------------------
+
+
+def test_documents_are_replaced_only_when_they_change(s3_env: S3Env, tmp_path: Path) -> None:
+    for pub in (S3Publisher(s3_env.bucket, "docs", s3_client()), LocalPublisher(tmp_path / "pub")):
+        first = pub.put_document(SB, "ledger.csv", b"a,b\n1,2\n")
+        assert not first.skipped and first.content_type.startswith("text/csv")
+        same = pub.put_document(SB, "ledger.csv", b"a,b\n1,2\n")
+        assert same.skipped and same.sha256 == first.sha256
+        changed = pub.put_document(SB, "ledger.csv", b"a,b\n1,3\n")
+        assert not changed.skipped and pub.read_bytes(f"{SB}/ledger.csv") == b"a,b\n1,3\n"
+        with pytest.raises(ValueError, match="slug"):
+            pub.put_document(SB, "../escape.csv", b"x")
+    head = s3_env.client.head_object(Bucket=s3_env.bucket, Key=f"docs/{SB}/ledger.csv", ChecksumMode="ENABLED")
+    assert head["CacheControl"] == "no-cache"  # it changes: readers must revalidate
+    assert head["ChecksumSHA256"] == base64.b64encode(hashlib.sha256(b"a,b\n1,3\n").digest()).decode()
+    assert changed.url is None  # the last one was local
+    url = S3Publisher(s3_env.bucket, "docs", s3_client()).put_document(SB, "ledger.csv", b"a,b\n1,3\n").url
+    assert url is not None and httpx.get(url).content == b"a,b\n1,3\n"
+
+
+def test_content_addressed_files_are_never_overwritten(s3_env: S3Env, tmp_path: Path) -> None:
+    sheet = tmp_path / "sheet.jpg"
+    sheet.write_bytes(b"\xff\xd8\xff" + os.urandom(3000))
+    key = f"{SB}/reel/contact-sheet-{sha256(sheet.read_bytes())[:12]}.jpg"
+    pub = S3Publisher(s3_env.bucket, "", s3_client())
+    first = pub.put_file(SB, key, sheet, content_type="image/jpeg")
+    assert not first.skipped and first.url is not None and first.url_expires_at is not None
+    assert httpx.get(first.url).content == sheet.read_bytes()
+    assert pub.put_file(SB, key, sheet, content_type="image/jpeg").skipped
+    head = s3_env.client.head_object(Bucket=s3_env.bucket, Key=key)
+    assert head["CacheControl"] == IMMUTABLE and head["ContentType"] == "image/jpeg"
+    sheet.write_bytes(b"other bytes")
+    with pytest.raises(PublishError, match="other content"):
+        pub.put_file(SB, key, sheet, content_type="image/jpeg")
+    with pytest.raises(ValueError, match="not under"):
+        pub.put_file(SB, "elsewhere/x.jpg", sheet, content_type="image/jpeg")
+
+
+def test_lineage_uri_is_where_latest_json_goes(s3_env: S3Env, tmp_path: Path, media: tuple[Path, Path]) -> None:
+    for target in (s3_env.uri("clips/"), s3_env.uri(""), str(tmp_path / "pub"), (tmp_path / "pub").as_uri()):
+        clip = publisher_for(target).publish_clip(SB, SHOT, *media, {})
+        assert lineage_uri(target, SB, SHOT) == clip.latest.uri
+    with pytest.raises(InputError, match="slug"):
+        lineage_uri(str(tmp_path), SB, "Not a slug")
+
+
+# --- verifying what is published ------------------------------------------------------------------------
+
+
+def objects_of(clip: Any) -> dict[str, tuple[str, str, int]]:
+    return {
+        "video": (clip.video.uri, clip.video.sha256, clip.video.size),
+        "thumbnail": (clip.thumbnail.uri, clip.thumbnail.sha256, clip.thumbnail.size),
+        "manifest": (clip.manifest.uri, clip.manifest.sha256, clip.manifest.size),
+    }
+
+
+def test_s3_verification_uses_checksums_and_catches_damage(s3_env: S3Env, media: tuple[Path, Path]) -> None:
+    pub = S3Publisher(s3_env.bucket, "v", s3_client())
+    clip = pub.publish_clip(SB, SHOT, *media, {"v": 1})
+    checks = verify_published(pub, objects_of(clip), latest=(clip.latest.uri, clip.sha256))
+    assert [c.problem for c in checks] == [None] * 4
+    assert [c.method for c in checks[:3]] == ["checksum"] * 3  # a HEAD each, nothing downloaded
+
+    video_key = f"v/{SB}/{SHOT}/{clip.sha12}.mp4"
+    damaged = bytearray(media[0].read_bytes())
+    damaged[-1] ^= 0xFF  # same size, one byte off
+    s3_env.client.put_object(Bucket=s3_env.bucket, Key=video_key, Body=bytes(damaged), ChecksumAlgorithm="SHA256")
+    s3_env.client.delete_object(Bucket=s3_env.bucket, Key=f"v/{SB}/{SHOT}/{clip.sha12}.jpg")
+    problems = [c.problem for c in verify_published(pub, objects_of(clip)) if c.problem]
+    assert len(problems) == 2
+    assert problems[0].startswith("video: ") and f"expected {clip.sha256}" in problems[0]
+    assert problems[1].startswith("thumbnail: ") and "missing" in problems[1]
+
+    s3_env.client.put_object(Bucket=s3_env.bucket, Key=video_key, Body=b"short")  # no checksum at all
+    (check,) = verify_published(pub, {"video": objects_of(clip)["video"]})
+    assert check.problem == f"video: {s3_env.uri(video_key)} is 5 bytes, expected {clip.video.size}"
+
+
+def test_s3_verification_of_a_multipart_object_reads_it_back(s3_env: S3Env, tmp_path: Path) -> None:
+    video = tmp_path / "long.mp4"
+    video.write_bytes(os.urandom(11 * MiB))
+    transfer = TransferConfig(
+        multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB, preferred_transfer_client="classic"
+    )
+    pub = S3Publisher(s3_env.bucket, "", s3_client(), transfer=transfer)
+    reel = pub.publish_reel(SB, video, {"kind": "reel"})
+    (check,) = verify_published(pub, {"video": (reel.video.uri, reel.sha256, reel.video.size)})
+    assert check.ok and check.method == "read back" and check.sha256 == reel.sha256
+    (wrong,) = verify_published(pub, {"video": (reel.video.uri, "0" * 64, reel.video.size)})
+    assert wrong.problem and "expected 000000" in wrong.problem
+
+
+def test_local_verification_reads_back(tmp_path: Path, media: tuple[Path, Path]) -> None:
+    pub = LocalPublisher(tmp_path / "pub")
+    clip = pub.publish_clip(SB, SHOT, *media, {})
+    assert all(c.ok for c in verify_published(pub, objects_of(clip), latest=(clip.latest.uri, clip.sha256)))
+    (tmp_path / "pub" / SB / SHOT / f"{clip.sha12}.json").write_text("{}")
+    problems = [c.problem for c in verify_published(pub, objects_of(clip), latest=(clip.latest.uri, "f" * 64))]
+    assert problems[:2] == [None, None]
+    assert problems[2] is not None and problems[2].startswith("manifest: ") and "bytes, expected" in problems[2]
+    assert problems[3] is not None and f"points at {clip.sha256}" in problems[3]
+    elsewhere = verify_published(pub, {"video": ("s3://other-bucket/x.mp4", clip.sha256, 1)})
+    assert elsewhere[0].problem is not None and "not under the publish destination" in elsewhere[0].problem

@@ -125,3 +125,39 @@ def test_bad_arguments(clips: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(MediaError, match="chapter titles"):
         render_reel([clips["a"], clips["b"]], tmp_path / "x.mp4", tmp_path, chapters=["one"])
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_reel_decodes_each_clip_once_encodes_once_and_has_no_edit_lists(clips: dict[str, Path], tmp_path: Path) -> None:
+    from shotline.media.probe import edit_lists
+
+    out = tmp_path / "reel.mp4"
+    result = render_reel([clips["a"], clips["b"]], out, tmp_path / "s", transition_seconds=0.25, x264_preset=FAST)
+    decodes = [d for p in result.passes for d in p["decoded"]]
+    for clip in ("clip1", "clip2"):
+        assert decodes.count(f"{clip}#0 (h264)") == 1 and decodes.count(f"{clip}#1 (aac)") == 1
+    encodes = [e for p in result.passes for e in p["encoded"]]
+    assert encodes.count("libx264") == 1 and encodes.count("aac") == 1
+    assert edit_lists(out) == [] and faststart_ok(out)
+
+
+def test_reel_thumbnail_comes_from_a_shot_not_a_dissolve(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from shotline.media.postprocess import FinishSpec, make_thumbnail, render_final
+
+    finals = []
+    for i in range(2):
+        grey = make_clip(tmp_path / f"g{i}.mp4", size=(854, 480), duration=2.0, video="color=c=0x808080")
+        spec = FinishSpec(resolution="480p", fade=0.5, x264_preset=FAST)
+        render_final(grey, spec, tmp_path / f"final{i}.mp4", tmp_path / "s")
+        finals.append(tmp_path / f"final{i}.mp4")
+    out = tmp_path / "reel.mp4"
+    result = render_reel(finals, out, tmp_path / "s", transition_seconds=0.5, x264_preset=FAST)
+    # The middle of this reel is the dissolve between two fades to black.
+    make_thumbnail(out, tmp_path / "naive.jpg", 0.5)
+    longest = max(result.chapters, key=lambda c: c.end_s - c.start_s)
+    make_thumbnail(out, tmp_path / "thumb.jpg", 1.0, window=(longest.start_s, longest.end_s))
+    with Image.open(tmp_path / "naive.jpg") as naive, Image.open(tmp_path / "thumb.jpg") as thumb:
+        assert np.asarray(naive.convert("L")).mean() < 60
+        assert np.asarray(thumb.convert("L")).mean() > 110

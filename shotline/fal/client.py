@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 from pydantic import SecretStr, ValidationError
 
+from shotline.errors import UrlRefused
 from shotline.fal.errors import (
     FalAuthError,
     FalDeadlineExceeded,
@@ -47,10 +48,13 @@ from shotline.fal.models import (
     VideoResult,
 )
 from shotline.fsutil import atomic_path
+from shotline.netguard import UrlPolicy, guarded_stream
 
 logger = logging.getLogger("shotline.fal")
 
 DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=30.0)
+# A status answer is a few hundred bytes: one that takes longer than this is a hung call, retried.
+DEFAULT_STATUS_TIMEOUT = httpx.Timeout(30.0, connect=30.0)
 DEFAULT_MAX_VIDEO_BYTES = 2 << 30
 _NAMESPACES = frozenset({"workflows", "comfy"})
 _MEDIA_TYPES_ACCEPTED = ("video/", "application/octet-stream", "binary/octet-stream")
@@ -86,6 +90,7 @@ class FalQueueClient:
         model: str,
         transport: httpx.BaseTransport | None = None,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        status_timeout: httpx.Timeout | float = DEFAULT_STATUS_TIMEOUT,
         poll_interval: float = 0.5,
         max_poll_interval: float = 5.0,
         max_attempts: int = 6,
@@ -107,6 +112,7 @@ class FalQueueClient:
         self.base_url = base_url.rstrip("/")
         self.model = "/".join(segments)
         self.app_id = "/".join(segments[:owner_len])
+        self.status_timeout = status_timeout
         self.poll_interval = poll_interval
         self.max_poll_interval = max(max_poll_interval, poll_interval)
         self.max_attempts = max_attempts
@@ -213,7 +219,13 @@ class FalQueueClient:
 
     def status(self, handle: RequestHandle, *, logs: bool = True) -> QueueStatus:
         what = f"status of request {handle.request_id}"
-        response = self._request("GET", handle.status_url, what=what, params={"logs": "1" if logs else "0"})
+        response = self._request(
+            "GET",
+            handle.status_url,
+            what=what,
+            params={"logs": "1" if logs else "0"},
+            timeout=self.status_timeout,
+        )
         if response.status_code in (200, 202):
             try:
                 return QueueStatus.model_validate(response.json())
@@ -342,7 +354,9 @@ class FalQueueClient:
         for attempt in range(1, self.max_attempts + 1):
             delay: float | None = None
             try:
-                with self._http.stream("GET", url, follow_redirects=True) as response:
+                # netguard: every hop must be public, or the configured queue origin, or allow-listed
+                policy = UrlPolicy.from_env().trusting(self.base_url)
+                with guarded_stream(url, policy, timeout=self._http.timeout) as response:
                     if response.status_code == 200:
                         content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
                         if content_type.startswith(_MEDIA_TYPES_ACCEPTED):
@@ -361,6 +375,8 @@ class FalQueueClient:
                             billed=True,
                             status_code=response.status_code,
                         )
+            except UrlRefused as exc:
+                raise FalMediaError(f"fal video URL refused: {exc}", retryable=False, billed=True) from None
             except httpx.TransportError as exc:
                 problem = f"{type(exc).__name__}: {exc}"
             if attempt < self.max_attempts:
@@ -424,6 +440,7 @@ class FalQueueClient:
         params: Mapping[str, str] | None = None,
         final: Callable[[httpx.Response], bool] | None = None,
         attempts: int | None = None,
+        timeout: httpx.Timeout | float | None = None,
     ) -> httpx.Response:
         """Send with retries. Returns the last response (which may still be an error once retries are spent);
         raises FalUnavailable if the last attempt failed in transport, FalAuthError on 401/403."""
@@ -432,7 +449,13 @@ class FalQueueClient:
         for attempt in range(1, max_attempts + 1):
             delay: float | None = None
             try:
-                response = self._http.request(method, url, params=params, headers=self._auth_headers())
+                response = self._http.request(
+                    method,
+                    url,
+                    params=params,
+                    headers=self._auth_headers(),
+                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                )
             except httpx.TransportError as exc:
                 problem = f"{type(exc).__name__}: {exc}"
                 if attempt == max_attempts:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import SecretStr
 
 from shotline.errors import InputError
@@ -18,7 +20,9 @@ def build_generator(
     fal_model: str,
     budget_usd: float | None,
     deadline_s: float,
+    **fal_options: Any,
 ) -> Generator:
+    """`fal_options` go to build_fal_generator (queue_timeout_s, on_record, poll_interval, ...)."""
     if kind == "preview":
         from shotline.generators.preview import PreviewGenerator
 
@@ -30,6 +34,6 @@ def build_generator(
 
         return build_fal_generator(
             store=store, key=fal_key, base_url=fal_queue_url, model=fal_model,
-            budget_usd=budget_usd, deadline_s=deadline_s,
+            budget_usd=budget_usd, deadline_s=deadline_s, **fal_options,
         )
     raise InputError(f"unknown generator {kind!r}: use 'fal' or 'preview'", field="SHOTLINE_GENERATOR")

@@ -9,13 +9,20 @@ Every generate() runs under the clip's ledger lock and starts from the ledger re
     failed and (maybe) billed          refuse, with fal's explanation and how to try again deliberately
 
 then polls (forwarding queue position and de-duplicated logs), fetches the result, downloads the video into
-`workdir` and keeps a copy in the store. A per-clip deadline or an interrupt (KeyboardInterrupt, an
-orchestrator's BaseException) cancels the request on fal before re-raising.
+`workdir`, keeps a copy in the store, and decodes it: a video that is not what was asked (duration, frame,
+audio, or not what fal's own output metadata says) is recorded as a paid failure and never resubmitted by
+itself. A per-clip deadline or an interrupt (KeyboardInterrupt, an orchestrator's BaseException) cancels
+the request on fal before re-raising. The submit carries X-Fal-Request-Timeout, so fal itself drops a
+request that has not started in time, even if this process is gone.
+
+`on_record` sees every ledger record as soon as it is written (the pipeline turns them into Dagster
+observations).
 """
 
 from __future__ import annotations
 
 import base64
+import logging
 import shutil
 import time
 from collections.abc import Callable
@@ -29,7 +36,7 @@ from pydantic import SecretStr, ValidationError
 
 from shotline.budget import Budget, Reservation
 from shotline.config import DEFAULT_FAL_MODEL, Settings
-from shotline.errors import GenerationError, InputError
+from shotline.errors import GenerationError, InputError, MediaError
 from shotline.fal.client import FalQueueClient
 from shotline.fal.errors import (
     CANCELLED_ERROR_TYPES,
@@ -43,15 +50,20 @@ from shotline.fal.errors import (
 )
 from shotline.fal.models import QueueStatus, RequestHandle, SubmitPayload, VideoFile, VideoResult
 from shotline.fsutil import atomic_path
+from shotline.generation import ClipFacts, check_clip
 from shotline.generators.base import GenerationRequest, GenerationResult, LogFn
 from shotline.hashing import sha256_bytes
-from shotline.ledger import LedgerEntry, LedgerState, RequestLedger
+from shotline.ledger import REJECTED_ERROR_TYPE, LedgerEntry, LedgerState, RequestLedger
 from shotline.pricing import clip_cost_usd, estimate_cost_usd
 from shotline.store import WorkStore
 
 DEFAULT_DEADLINE_S = 30 * 60.0
 _LARGE_DATA_URI_BYTES = 4 << 20
 _CANCEL_ATTEMPTS = 2  # on the way out (deadline, interrupt): best effort, and quick
+# fal's output metadata that is cross-checked against the decoded file
+_FAL_FILE_FIELDS = {"width", "height", "fps", "duration", "num_frames", "content_type", "file_size"}
+
+logger = logging.getLogger("shotline.fal")
 
 
 def _utc_now() -> datetime:
@@ -69,14 +81,22 @@ class FalGenerator:
         model: str = DEFAULT_FAL_MODEL,
         budget: Budget | None = None,
         deadline_s: float = DEFAULT_DEADLINE_S,
+        queue_timeout_s: float | None = None,
+        on_record: Callable[[LedgerEntry], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = _utc_now,
     ) -> None:
+        """`deadline_s`: most a clip may take, from this process taking it up to the video being checked
+        (past it, the request is cancelled). `queue_timeout_s`: sent as X-Fal-Request-Timeout, how long fal
+        may keep the request waiting to start (default: the deadline)."""
+        if deadline_s <= 0 or (queue_timeout_s is not None and queue_timeout_s <= 0):
+            raise ValueError("deadline_s and queue_timeout_s must be positive")
         self.model: str | None = model
         self.store = store
         self.budget = budget
         self.deadline_s = deadline_s
-        self.ledger = RequestLedger(store, now=now)
+        self.queue_timeout_s = queue_timeout_s if queue_timeout_s is not None else deadline_s
+        self.ledger = RequestLedger(store, now=now, on_write=on_record, on_write_error=logger.warning)
         self._client_factory = client_factory
         self._clock = clock
         self._now = now
@@ -144,7 +164,8 @@ class FalGenerator:
             shutil.copyfile(stored.path, tmp)
         log(f"fal: reusing request {entry.request_id} (completed {entry.finished_at}), no new submit")
         video = VideoResult.model_validate(entry.result).video
-        return self._result(entry, video, dest, entry.cost_usd or 0.0, entry.timings)
+        facts = ClipFacts.model_validate(entry.decoded) if entry.decoded else None
+        return self._result(entry, video, dest, entry.cost_usd or 0.0, entry.timings, facts)
 
     def _refuse_if_unsafe(self, entry: LedgerEntry, request: GenerationRequest) -> None:
         path = self.ledger.path(entry.clip_key)
@@ -191,9 +212,10 @@ class FalGenerator:
             image_sha256=request.image_sha256,
             estimated_cost_usd=estimate,
             budget_reservation=reservation.to_dict() if reservation else None,
+            start_timeout_s=self.queue_timeout_s,
         )
         try:
-            submitted = client.submit(payload)
+            submitted = client.submit(payload, start_timeout_s=self.queue_timeout_s)
         except SubmitOutcomeUnknown as exc:
             self.ledger.mark_submit_unknown(entry, str(exc))
             _add_context(
@@ -252,10 +274,14 @@ class FalGenerator:
         seen = _Progress(self._clock())
 
         def on_status(status: QueueStatus) -> None:
+            requeued = status.status == "IN_QUEUE" and seen.started_running
             seen.update(status, self._clock())
-            if status.status == "IN_QUEUE" and status.queue_position != seen.position:
-                seen.position = status.queue_position
-                log(f"fal {rid}: in queue, position {status.queue_position}")
+            if status.status == "IN_QUEUE":
+                if status.queue_position != seen.position or seen.last_logged != "IN_QUEUE":
+                    seen.position = status.queue_position
+                    where = "back in queue (fal retries it on another runner)" if requeued else "in queue"
+                    position = f", position {status.queue_position}" if status.queue_position is not None else ""
+                    log(f"fal {rid}: {where}{position}")
             elif status.status != seen.last_logged:
                 log(f"fal {rid}: {status.status.lower().replace('_', ' ')}")
             seen.last_logged = status.status
@@ -273,11 +299,11 @@ class FalGenerator:
                 reason = f"the per-clip deadline of {self.deadline_s:g} s passed"
                 billed = self._cancel(client, entry, seen, reason, log)
                 if billed is None:
-                    _add_context(exc, f"{_where(request)}: {exc}; not cancelled, a rerun resumes it")
+                    _add_context(exc, f"{_where(request)}: {reason}: {exc}; not cancelled, a rerun resumes it")
                 else:
                     # cancelled while running, it may be billed: no automatic retry pays for it again
                     exc.retryable, exc.billed = not billed, billed
-                    _add_context(exc, f"{_where(request)}: {exc}; cancelled it on fal")
+                    _add_context(exc, f"{_where(request)}: {reason}: {exc}; cancelled it on fal")
                 raise
             except GenerationError as exc:  # the request itself may be fine: the ledger stays `submitted`
                 _add_context(exc, f"{_where(request)}: {exc}")
@@ -301,13 +327,14 @@ class FalGenerator:
                 self._cancel(client, entry, seen, "interrupted", log)
             raise
         done = self._clock()
-        stored = self.store.put_file(dest, ".mp4", move=False)
+        stored = self.store.put_file(dest, ".mp4", move=False)  # kept whatever the checks say: it was paid for
         parameters = entry.parameters
         cost = clip_cost_usd(
             str(parameters.get("resolution", request.resolution)),
             video.duration,
             requested_duration_s=int(parameters.get("duration", request.duration)),
         )
+        facts = self._check(entry, video, dest, stored.sha256, size, cost, request)
         timings: dict[str, float | str] = {
             "submitted_at": entry.submitted_at or "",
             "queue_s": round(seen.queue_s(done), 3),
@@ -325,13 +352,51 @@ class FalGenerator:
             timings=timings,
             video_sha256=stored.sha256,
             video_size=size,
+            decoded=facts.model_dump(mode="json"),
         )
         self._settle(entry, Decimal(str(cost)))
+        inference = f", inference {final.inference_time:g} s" if final.inference_time is not None else ""
         log(
-            f"fal {rid}: done, {video.width}x{video.height}, {video.duration} s, ${cost:.2f}, "
-            f"sha256 {sha[:12]}"
+            f"fal {rid}: done, {facts.width}x{facts.height}, {facts.frames} frames at {facts.fps:g} fps "
+            f"({facts.duration_s:.3f} s){inference}, ${cost:.2f}, sha256 {sha[:12]}"
         )
-        return self._result(entry, video, dest, cost, timings)
+        return self._result(entry, video, dest, cost, timings, facts)
+
+    def _check(
+        self,
+        entry: LedgerEntry,
+        video: VideoFile,
+        path: Path,
+        sha256: str,
+        size: int,
+        cost: float,
+        request: GenerationRequest,
+    ) -> ClipFacts:
+        """Decode the video and hold it to the request and to fal's own description of it. A video that
+        fails is a paid failure: recorded (with its file kept) and never resubmitted by itself."""
+        claimed = video.model_dump(include=_FAL_FILE_FIELDS, exclude_none=True)
+        try:
+            return check_clip(path, request, claims={"fal's output metadata": claimed})
+        except MediaError as exc:
+            entry = self.ledger.mark_rejected(
+                entry,
+                reason=str(exc),
+                result={"video": video.model_dump(mode="json", exclude_none=True)},
+                cost_usd=cost,
+                video_sha256=sha256,
+                video_size=size,
+            )
+            self._settle(entry, Decimal(str(cost)))
+            raise FalMediaError(
+                f"{exc}. fal request {entry.request_id} finished and was billed (${cost:.2f}); its video is kept "
+                f"at {self.store.object_path(sha256, '.mp4')}. Not submitted again automatically (the same input "
+                f"would most likely come back the same way); to pay for a new one deliberately, delete the "
+                f"ledger record {self.ledger.path(entry.clip_key)}",
+                retryable=False,
+                billed=True,
+                request_id=entry.request_id,
+                error_type=REJECTED_ERROR_TYPE,
+            ) from exc
 
     def _fail_from_status(
         self,
@@ -450,13 +515,15 @@ class FalGenerator:
         path: Path,
         cost: float,
         timings: dict[str, float | str],
+        facts: ClipFacts | None = None,
     ) -> GenerationResult:
+        """The result, sized from the decoded file when known (fal's numbers were cross-checked with it)."""
         return GenerationResult(
             video_path=path,
-            width=video.width or 0,
-            height=video.height or 0,
-            fps=video.fps or 0.0,
-            duration_s=video.duration or 0.0,
+            width=facts.width if facts else video.width or 0,
+            height=facts.height if facts else video.height or 0,
+            fps=facts.fps if facts else video.fps or 0.0,
+            duration_s=facts.duration_s if facts else video.duration or 0.0,
             generator=self.name,
             model=entry.model,
             request_id=entry.request_id,
@@ -474,11 +541,13 @@ def build_fal_generator(
     model: str,
     budget_usd: float | None,
     deadline_s: float = DEFAULT_DEADLINE_S,
+    queue_timeout_s: float | None = None,
+    on_record: Callable[[LedgerEntry], None] | None = None,
     **client_options: Any,
 ) -> FalGenerator:
     """A FalGenerator with a fresh FalQueueClient per generate() and the store's daily budget.
 
-    `client_options` go to FalQueueClient (timeout, poll_interval, max_attempts, transport...)."""
+    `client_options` go to FalQueueClient (timeout, poll_interval, max_poll_interval, max_attempts...)."""
     if not key.get_secret_value().strip():
         raise InputError("FAL_KEY is empty", field="FAL_KEY")
 
@@ -486,7 +555,13 @@ def build_fal_generator(
         return FalQueueClient(base_url, key, model=model, **client_options)
 
     return FalGenerator(
-        client_factory, store, model=model, budget=Budget(store, budget_usd), deadline_s=deadline_s
+        client_factory,
+        store,
+        model=model,
+        budget=Budget(store, budget_usd),
+        deadline_s=deadline_s,
+        queue_timeout_s=queue_timeout_s,
+        on_record=on_record,
     )
 
 

@@ -1,10 +1,16 @@
 """The deliverable encoding shared by finished clips and reels, and the metadata tags that go with it.
 
-H.264 High 4:2:0 BT.709 at 24 fps CFR, AAC-LC 48 kHz stereo, MP4 with moov first. The x264 preset
+H.264 High 4:2:0 BT.709 at 24 fps CFR, AAC-LC 48 kHz stereo, MP4 with moov first and no edit lists. The x264 preset
 defaults to `medium`: a clip is rendered once and then published and downloaded many times, and medium
 gives files about 4x smaller than ultrafast at the same CRF for about 3 s per 6 s of 720p on 2 cores
 (stack-baseline.md); tests and previews may pass a faster one. `ultrafast` is not offered because it
 turns off the 8x8 transform, which makes x264 signal Main instead of High.
+
+No edit lists (YouTube's upload spec asks for none): B-frames are timed with negative composition offsets
+instead of a video edit, and the AAC encoder's priming (1024 samples a decoder emits before the first real
+sample, normally hidden by an audio edit) is compensated by dropping the first 1024 samples of the audio
+before encoding, so sound and picture stay in sync to the sample in players that ignore edit lists and in
+those that honour them alike.
 """
 
 from __future__ import annotations
@@ -17,6 +23,9 @@ X264Preset = Literal["superfast", "veryfast", "faster", "fast", "medium", "slow"
 
 FPS = 24
 AUDIO_RATE = 48000
+# What ffmpeg's AAC encoder puts before the first sample (its priming); see the module docstring.
+AAC_PRIMING_SAMPLES = 1024
+AAC_PRIMING_COMPENSATION = f"atrim=start_sample={AAC_PRIMING_SAMPLES},asetpts=PTS-STARTPTS"
 
 # Frame properties for BT.709 limited range; the encoder writes them into the H.264 VUI from the frames.
 BT709_TAGS = "setparams=range=tv:color_primaries=bt709:color_trc=bt709:colorspace=bt709"
@@ -55,16 +64,20 @@ class Encoding(BaseModel):
     gop: int = FPS // 2
     bframes: int = 2
     audio_bitrate_kbps: int = 192
+    threads: int | None = Field(None, ge=1, le=64)  # encoder threads; None = ffmpeg's own choice
 
     def video_args(self) -> list[str]:
         # fmt: off
-        return [
+        args = [
             "-c:v", "libx264", "-profile:v", "high", "-preset", self.preset, "-crf", str(self.crf),
             "-pix_fmt", "yuv420p", "-g", str(self.gop), "-bf", str(self.bframes), "-flags", "+cgop",
             "-fps_mode", "cfr", "-r", str(FPS),
             "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
         ]
         # fmt: on
+        if self.threads is not None:
+            args += ["-threads", str(self.threads)]
+        return args
 
     def audio_args(self) -> list[str]:
         # fmt: off
@@ -77,7 +90,9 @@ class Encoding(BaseModel):
     def describe(self) -> dict[str, object]:
         return {
             "container": "mp4",
-            "movflags": "+faststart",
+            "movflags": "+faststart+negative_cts_offsets",
+            "edit_lists": False,
+            "threads": self.threads or "auto",
             "video": {
                 "codec": "h264 (libx264)",
                 "profile": "high",
@@ -102,14 +117,17 @@ class Encoding(BaseModel):
 
 
 def metadata_args(tags: dict[str, str]) -> list[str]:
-    """`-metadata k=v` for each tag, and the movflags (custom keys need `use_metadata_tags`)."""
+    """The MP4 muxer's options: `-metadata k=v` for each tag, moov first, no edit lists.
+
+    Custom keys need `use_metadata_tags` (stored as mdta keys); standard ones are iTunes atoms.
+    """
     args: list[str] = []
     for key, value in tags.items():
         args += ["-metadata", f"{key}={value}"]
-    flags = "+faststart"
+    flags = "+faststart+negative_cts_offsets"
     if any(key not in STANDARD_MP4_TAGS for key in tags):
         flags += "+use_metadata_tags"
-    return [*args, "-movflags", flags]
+    return [*args, "-movflags", flags, "-use_editlist", "0"]
 
 
 def validate_tag_key(key: str) -> str:

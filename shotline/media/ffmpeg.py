@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 import shlex
 import shutil
 import subprocess
@@ -116,6 +117,58 @@ def run_ffmpeg(
     if check and proc.returncode != 0:
         raise MediaError(f"{what}: ffmpeg failed (exit {proc.returncode})\n{stderr_tail(stderr)}")
     return FfmpegRun(proc.returncode, stdout, stderr)
+
+
+_MAP_DECODE_TO_FILTER = re.compile(r"^\s+Stream #(\d+):(\d+) \(([^()]+)\) -> ")
+_MAP_DIRECT = re.compile(r"^\s+Stream #(\d+):(\d+) -> #(\d+):(\d+) \((.*)\)\s*$")
+_MAP_FILTER_TO_ENCODE = re.compile(r"-> Stream #(\d+):(\d+) \(([^()]+)\)\s*$")
+_TRANSCODE = re.compile(r"^(\S+) \(\w+\) -> (\S+) \(\w+\)$")
+
+
+def input_labels(args: Sequence[Arg]) -> list[str]:
+    """The label of each input of a command, in order (`-i <path>`; "lavfi" for lavfi sources)."""
+    labels, prev = [], ""
+    for a in args:
+        if prev == "-i":
+            labels.append(a.label if isinstance(a, PathArg) else "lavfi" if "=" in str(a) else str(a))
+        prev = a if isinstance(a, str) else ""
+    return labels
+
+
+def stream_report(args: Sequence[Arg], stderr: str) -> dict[str, list[str]]:
+    """What one ffmpeg run decoded, encoded and copied, from the "Stream mapping" it printed.
+
+    Decodes are named `<input label>#<stream> (<codec>)`; ffmpeg decodes an input stream once however many
+    filters or outputs use it. Encodes are encoder names, one per output stream.
+    """
+    labels = input_labels(args)
+    decoded: set[str] = set()
+    encoded: list[str] = []
+    copied: list[str] = []
+
+    def name(i: str, s: str, codec: str | None = None) -> str:
+        idx = int(i)
+        base = f"{labels[idx] if idx < len(labels) else i}#{s}"
+        return f"{base} ({codec})" if codec else base
+
+    lines = stderr.splitlines()
+    start = next((i for i, ln in enumerate(lines) if ln.startswith("Stream mapping:")), None)
+    for line in lines[start + 1 :] if start is not None else []:
+        if not line.startswith("  "):
+            break
+        if m := _MAP_DIRECT.match(line):
+            what = m.group(5)
+            if what == "copy":
+                copied.append(name(m.group(1), m.group(2)))
+            elif t := _TRANSCODE.match(what):
+                decoded.add(name(m.group(1), m.group(2), t.group(1)))
+                encoded.append(t.group(2))
+            continue
+        if m := _MAP_DECODE_TO_FILTER.match(line):
+            decoded.add(name(m.group(1), m.group(2), m.group(3)))
+        if m := _MAP_FILTER_TO_ENCODE.search(line):
+            encoded.append(m.group(3))
+    return {"decoded": sorted(decoded), "encoded": encoded, "copied": copied}
 
 
 @contextlib.contextmanager

@@ -1,31 +1,35 @@
-"""Two-pass EBU R128 normalisation: measure the finished audio with loudnorm, then apply a linear gain.
+"""Two-pass EBU R128 normalisation: measure the finished audio, then apply one linear gain.
 
-Pass 1 runs the same audio graph as the render, ending in `loudnorm=print_format=json`, and reads what it
-measured. Pass 2 (inside the render) passes those measurements back to loudnorm with `linear=true`, a
-plain gain, whenever the gain keeps the true peak under the ceiling. When it would not (quiet, peaky
-sound), loudnorm does not do what we want: ffmpeg 9 either switches to its dynamic mode (gain that moves
-over time) or, for inputs under 3 s, lowers the gain and misses the target. So that case applies the same
-linear gain with `volume` and catches the few peaks with a limiter running at 4x the sample rate (a
-true-peak approximation, as BS.1770 measures it). The step record says which path was taken.
+Pass 1 runs the audio graph of the render (trim, tempo, fades, music bed) once, writes the result to a
+32-bit float WAV in the task's scratch folder and measures it with ffmpeg's `ebur128` meter (BS.1770:
+integrated loudness, loudness range, true peak) in the same process. Pass 2, inside the render, reads that
+WAV, so the source's audio is decoded once, and applies the gain that brings it to the target: a plain
+`volume` whenever the gain keeps the true peak under the ceiling, otherwise the same gain followed by a
+limiter running at 4x the sample rate (a true-peak approximation, as BS.1770 measures it) that catches the
+few peaks. Level, not dynamics: nothing else touches the sound. The step record says which path was taken.
 """
 
 from __future__ import annotations
 
-import json
 import math
+import re
 from collections.abc import Sequence
 
 from pydantic import BaseModel
 
 from shotline.errors import MediaError
 from shotline.media.encoding import AUDIO_RATE
-from shotline.media.ffmpeg import Arg, run_ffmpeg, stderr_tail, summarize
+from shotline.media.ffmpeg import Arg, FfmpegRun, PathArg, run_ffmpeg, stderr_tail, summarize
 
-# AAC encoding can push true peak up by a few tenths of a dB; loudnorm aims this far below the ceiling.
+# AAC encoding can push true peak up by a few tenths of a dB; the gain aims this far below the ceiling.
 TRUE_PEAK_MARGIN_DB = 0.5
-DEFAULT_LRA = 11.0
 # Below this integrated loudness the audio is treated as silence and left alone (ebur128's floor is -70).
 SILENCE_LUFS = -69.0
+METER = "ebur128=peak=true:framelog=quiet"
+
+_I_RE = re.compile(r"^\s*I:\s+(-?[\d.]+|-?inf|nan) LUFS", re.MULTILINE)
+_LRA_RE = re.compile(r"^\s*LRA:\s+(-?[\d.]+|-?inf|nan) LU", re.MULTILINE)
+_PEAK_RE = re.compile(r"^\s*Peak:\s+(-?[\d.]+|-?inf|nan) dBFS", re.MULTILINE)
 
 
 class LoudnessTarget(BaseModel):
@@ -33,118 +37,99 @@ class LoudnessTarget(BaseModel):
     true_peak_dbtp: float = -1.0
 
     @property
-    def loudnorm_tp(self) -> float:
+    def aim_tp(self) -> float:
         return self.true_peak_dbtp - TRUE_PEAK_MARGIN_DB
 
 
-class LoudnormMeasurement(BaseModel):
-    input_i: float
-    input_tp: float
-    input_lra: float
-    input_thresh: float
-    target_offset: float
+class Measurement(BaseModel):
+    integrated_lufs: float
+    true_peak_dbtp: float
+    lra_lu: float = 0.0
 
     @property
     def silent(self) -> bool:
-        return not math.isfinite(self.input_i) or self.input_i <= SILENCE_LUFS
+        return not math.isfinite(self.integrated_lufs) or self.integrated_lufs <= SILENCE_LUFS
+
+    def within(self, target: LoudnessTarget, tolerance_lu: float) -> bool:
+        """Already on target: integrated within `tolerance_lu`, true peak under the ceiling."""
+        return (
+            not self.silent
+            and abs(self.integrated_lufs - target.integrated_lufs) <= tolerance_lu
+            and self.true_peak_dbtp <= target.true_peak_dbtp
+        )
+
+    def describe(self) -> dict[str, float | None]:
+        return {
+            "integrated_lufs": _finite(self.integrated_lufs),
+            "true_peak_dbtp": _finite(self.true_peak_dbtp),
+            "lra_lu": _finite(self.lra_lu),
+        }
 
 
-def parse_loudnorm_json(stderr: str) -> dict[str, str]:
-    """The last JSON object loudnorm printed (print_format=json) in an ffmpeg stderr."""
-    end = stderr.rfind("}")
-    start = stderr.rfind("{", 0, end)
-    if start < 0 or end < 0:
-        raise MediaError(f"loudnorm printed no measurement\n{stderr_tail(stderr)}")
-    try:
-        return json.loads(stderr[start : end + 1])
-    except json.JSONDecodeError as exc:
-        raise MediaError(f"loudnorm printed unreadable JSON: {exc}") from exc
+def parse_ebur128(stderr: str, what: str = "audio") -> Measurement:
+    """The summary the last `ebur128` meter printed in an ffmpeg stderr."""
+    at = stderr.rfind("Summary:")
+    summary = stderr[at:] if at >= 0 else ""
+    i_match, p_match, lra_match = _I_RE.search(summary), _PEAK_RE.search(summary), _LRA_RE.search(summary)
+    if not i_match or not p_match:
+        raise MediaError(f"{what}: no loudness summary (no audio stream?)\n{stderr_tail(stderr)}")
+    integrated = float(i_match.group(1))
+    return Measurement(
+        integrated_lufs=integrated if not math.isnan(integrated) else -math.inf,
+        true_peak_dbtp=float(p_match.group(1)),
+        lra_lu=float(lra_match.group(1)) if lra_match else 0.0,
+    )
 
 
-def _number(value: str) -> float:
-    return float(value)  # float() reads "-inf" and "inf", which loudnorm prints for silence
-
-
-def measure_graph(
-    input_args: Sequence[Arg], audio_graph: str, audio_label: str, *, what: str
-) -> tuple[LoudnormMeasurement, str]:
-    """Pass 1: run `audio_graph` (a filter_complex whose output pad is `audio_label`) into loudnorm.
-
-    Returns the measurement and the command summary.
-    """
-    graph = f"{audio_graph};[{audio_label}]loudnorm=print_format=json[loudness_probe]"
+def measure_to_wav(
+    input_args: Sequence[Arg], audio_graph: str, audio_label: str, wav: PathArg, *, what: str
+) -> tuple[Measurement, FfmpegRun, list[Arg]]:
+    """Pass 1: run `audio_graph` (a filter_complex whose output pad is `audio_label`), write it to `wav`
+    (float, so nothing clips before the gain) and measure it. Returns the measurement, the run and its args."""
+    graph = f"{audio_graph};[{audio_label}]asplit=2[pass1_keep][pass1_meter];[pass1_meter]{METER},anullsink"
     # fmt: off
     args: list[Arg] = [
-        "-nostats", *input_args, "-filter_complex", graph, "-map", "[loudness_probe]", "-f", "null", "-",
+        "-y", "-nostats", *input_args, "-filter_complex", graph,
+        "-map", "[pass1_keep]", "-c:a", "pcm_f32le", "-f", "wav", wav,
     ]
     # fmt: on
     run = run_ffmpeg(args, what=what)
-    raw = parse_loudnorm_json(run.stderr)
-    m = LoudnormMeasurement(
-        input_i=_number(raw["input_i"]),
-        input_tp=_number(raw["input_tp"]),
-        input_lra=_number(raw["input_lra"]),
-        input_thresh=_number(raw["input_thresh"]),
-        target_offset=_number(raw["target_offset"]),
-    )
-    return m, summarize(args)
+    return parse_ebur128(run.stderr, what), run, args
 
 
-def normalize_filter(target: LoudnessTarget, m: LoudnormMeasurement) -> tuple[str, dict[str, object]]:
+def gain_filter(target: LoudnessTarget, m: Measurement) -> tuple[str, dict[str, object]]:
     """Pass 2's filter chain (empty for silence) and the step record describing it."""
     step: dict[str, object] = {
         "step": "loudness",
-        "method": "two-pass EBU R128: loudnorm measures, then a linear gain",
+        "method": "two-pass EBU R128 (ffmpeg ebur128): measure, then one linear gain",
         "target_lufs": target.integrated_lufs,
         "true_peak_ceiling_dbtp": target.true_peak_dbtp,
-        "measured": {
-            "integrated_lufs": _finite(m.input_i),
-            "true_peak_dbtp": _finite(m.input_tp),
-            "lra_lu": m.input_lra,
-            "threshold_lufs": _finite(m.input_thresh),
-        },
+        "measured": m.describe(),
     }
     if m.silent:
         step["mode"] = "skipped (silent audio)"
         return "", step
-    gain = target.integrated_lufs - m.input_i
-    tp = target.loudnorm_tp
+    gain = target.integrated_lufs - m.integrated_lufs
     step["gain_db"] = round(gain, 2)
-    # loudnorm goes linear only if the measured LRA fits the LRA target, so the target is raised to the
-    # measured LRA: the aim is level, not dynamics. It also reads measured_LRA=0 as "not measured" and
-    # refuses linear mode, so a steady signal (LRA 0.0) is passed as 0.01.
-    measured_lra = max(m.input_lra, 0.01)
-    lra = min(max(DEFAULT_LRA, measured_lra), 50.0)
-    if m.input_tp + gain > tp or measured_lra > lra:
-        limit = 10 ** (tp / 20)
+    if m.true_peak_dbtp + gain > target.aim_tp:
+        limit = 10 ** (target.aim_tp / 20)
         chain = (
             f"volume={gain:.2f}dB,aresample={4 * AUDIO_RATE},"
             f"alimiter=limit={limit:.4f}:attack=5:release=50:level=disabled:latency=1,aresample={AUDIO_RATE}"
         )
         step["mode"] = "linear gain + true-peak limiter (the gain alone would exceed the ceiling)"
-        step["filter"] = chain
-        return chain, step
-    step["mode"] = "linear (loudnorm)"
-    chain = (
-        f"loudnorm=I={target.integrated_lufs}:TP={tp}:LRA={lra}"
-        f":measured_I={min(m.input_i, 0.0)}:measured_TP={m.input_tp}:measured_LRA={measured_lra}"
-        f":measured_thresh={min(max(m.input_thresh, -99.0), 0.0)}:offset={m.target_offset}"
-        f":linear=true:print_format=json,aresample={AUDIO_RATE}"
-    )
+    else:
+        chain = f"volume={gain:.2f}dB"
+        step["mode"] = "linear gain"
     step["filter"] = chain
     return chain, step
 
 
-def record_pass2(stderr: str, step: dict[str, object]) -> None:
-    """Add what loudnorm reported in the render (its mode and output estimate) to the step record."""
-    if step.get("mode") != "linear (loudnorm)":
-        return
-    raw = parse_loudnorm_json(stderr)
-    step["loudnorm_reported"] = {
-        "normalization_type": raw.get("normalization_type"),
-        "output_i": _finite(_number(raw.get("output_i", "nan"))),
-        "output_tp": _finite(_number(raw.get("output_tp", "nan"))),
-    }
+def measure_file(path_arg: PathArg, *, stream: str = "0:a:0", what: str) -> tuple[Measurement, str]:
+    """Measure one audio stream of a file as it is."""
+    args: list[Arg] = ["-nostats", "-i", path_arg, "-map", stream, "-af", METER, "-f", "null", "-"]
+    run = run_ffmpeg(args, what=what)
+    return parse_ebur128(run.stderr, what), summarize(args)
 
 
 def _finite(value: float) -> float | None:

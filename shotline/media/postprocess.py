@@ -1,100 +1,50 @@
-"""Finishing a generated clip into a deliverable: trim, reframe, caption, fades, loudness, encoding, tags.
+"""Finishing a generated clip into a deliverable: trim, speed, reframe, caption, logo, fades, sound, encoding.
 
 moviepy stays the composition engine where it fits (frame grabs for thumbnails), but the pixel pipeline
 runs in the ffmpeg binary moviepy ships: on this 2-core box ffmpeg's own filters were 2-6x faster than
 moviepy's per-frame Python loop for the same reframe/caption/fade work (see stack-baseline.md).
 
-The render decodes the source once and encodes once (one ffmpeg invocation); loudness adds one
-audio-only measurement pass before it. Output is written atomically.
+A render decodes the source once and encodes once: the audio passes (`soundtrack.py`) decode the
+source's sound into a WAV and measure it; the render decodes the picture, reads that WAV, and encodes
+both. When nothing in the picture changes, the video is copied instead (`streamcopy.py`), and so is the
+sound when it is already right. What each ffmpeg run decoded, encoded and copied is recorded from
+ffmpeg's own stream mapping (`FinishResult.passes`). Output is written atomically.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel
 
 from shotline.errors import MediaError
 from shotline.fsutil import atomic_path
-from shotline.media import loudness
 from shotline.media.captions import CaptionLayout, render_caption
-from shotline.media.encoding import (
-    AUDIO_RATE,
-    BT709_TAGS,
-    FPS,
-    Encoding,
-    X264Preset,
-    metadata_args,
-    validate_tag_key,
+from shotline.media.encoding import AUDIO_RATE, BT709_TAGS, FPS, metadata_args
+from shotline.media.ffmpeg import Arg, PathArg, run_ffmpeg, stream_report, summarize, task_tempdir
+from shotline.media.finish_spec import FinishSpec
+from shotline.media.frames import plan_fit
+from shotline.media.loudness import METER, LoudnessTarget, Measurement, parse_ebur128
+from shotline.media.musicbed import MusicSpec
+from shotline.media.overlays import LogoLayout, LogoSpec, prepare_logo
+from shotline.media.probe import VideoInfo, edit_lists, probe, top_level_boxes
+from shotline.media.soundtrack import prepare_soundtrack
+from shotline.media.streamcopy import (
+    LOUDNESS_TOLERANCE_LU,
+    audio_copy_blockers,
+    colour_tag_args,
+    video_copy_blockers,
 )
-from shotline.media.ffmpeg import Arg, PathArg, run_ffmpeg, summarize, task_tempdir
-from shotline.media.frames import Fit, Format, Resolution, frame_size, plan_fit
-from shotline.media.probe import VideoInfo, probe
+from shotline.media.timing import Timing, plan_timing
+
+__all__ = ["FinishResult", "FinishSpec", "LogoSpec", "MusicSpec", "make_thumbnail", "render_final"]
 
 # A source stream may end a little before its container says; up to this many frames are held.
 _PAD_FRAMES = FPS
-_TRIM_TOLERANCE_S = 0.25
 
-
-class FinishSpec(BaseModel):
-    """How to finish one clip. Frame: `format` x `resolution` (see `frames.frame_size`), or an explicit
-    `width` and `height` (both even)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    format: Format = "landscape"
-    resolution: Resolution = "720p"
-    width: int | None = Field(None, ge=16, le=4096)
-    height: int | None = Field(None, ge=16, le=4096)
-    fit: Fit = "cover"
-    trim: tuple[float, float] | None = None  # (start, end) seconds of the source to keep
-    fade: float = Field(0.5, ge=0, le=10)  # seconds; video from/to black and audio, in and out
-    caption: str | None = None
-    loudness_lufs: float = Field(-14.0, ge=-40, le=-5)
-    true_peak_dbtp: float = Field(-1.0, ge=-8, le=0)
-    title: str | None = None
-    tags: dict[str, str] = Field(default_factory=dict)
-    x264_preset: X264Preset = "medium"
-    crf: int = Field(20, ge=0, le=51)
-
-    @field_validator("trim")
-    @classmethod
-    def _trim_ordered(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
-        if v is not None and not (0 <= v[0] < v[1]):
-            raise ValueError("trim must be (start, end) with 0 <= start < end")
-        return v
-
-    @field_validator("tags")
-    @classmethod
-    def _tag_keys(cls, v: dict[str, str]) -> dict[str, str]:
-        for key in v:
-            validate_tag_key(key)
-        return v
-
-    @model_validator(mode="after")
-    def _explicit_size(self) -> FinishSpec:
-        if (self.width is None) != (self.height is None):
-            raise ValueError("width and height go together")
-        if self.width is not None and (self.width % 2 or (self.height or 0) % 2):
-            raise ValueError("width and height must be even")
-        return self
-
-    @property
-    def frame(self) -> tuple[int, int]:
-        if self.width is not None and self.height is not None:
-            return self.width, self.height
-        return frame_size(self.format, self.resolution)
-
-    @property
-    def encoding(self) -> Encoding:
-        return Encoding(preset=self.x264_preset, crf=self.crf)
-
-    def metadata(self) -> dict[str, str]:
-        tags = dict(self.tags)
-        if self.title is not None:
-            tags["title"] = self.title
-        return tags
+FinishMode = Literal["render", "stream copy", "video copy"]
 
 
 class FinishResult(BaseModel):
@@ -105,46 +55,22 @@ class FinishResult(BaseModel):
     has_caption: bool
     steps: list[dict[str, Any]]
     encoder: dict[str, Any]
-    ffmpeg_commands: list[str]  # loudness measurement and render, with file paths replaced by labels
+    ffmpeg_commands: list[str]  # every ffmpeg run, with file paths replaced by labels
+    mode: FinishMode = "render"
+    passes: list[dict[str, Any]] = []  # per ffmpeg run: what it decoded, encoded and copied
+
+    def decodes(self) -> dict[str, int]:
+        """How many times each input stream was decoded, over all runs ("source#0 (h264)": 1, ...)."""
+        return dict(Counter(d for p in self.passes for d in p["decoded"]))
+
+    def encodes(self) -> dict[str, int]:
+        return dict(Counter(e for p in self.passes for e in p["encoded"]))
 
 
-class _Plan(BaseModel):
-    """Frame-exact timing of a render."""
-
-    start_frame: int
-    frames: int
-    fade_frames: int
-
-    @property
-    def start_s(self) -> float:
-        return self.start_frame / FPS
-
-    @property
-    def duration_s(self) -> float:
-        return self.frames / FPS
-
-    @property
-    def fade_s(self) -> float:
-        return self.fade_frames / FPS
-
-
-def _plan_timing(info: VideoInfo, spec: FinishSpec, steps: list[dict[str, Any]]) -> _Plan:
-    start, end = spec.trim if spec.trim else (0.0, info.duration_s)
-    if start >= info.duration_s:
-        raise MediaError(f"trim start {start:.3f} s is past the end of the clip ({info.duration_s:.3f} s)")
-    if end > info.duration_s:
-        if spec.trim and end > info.duration_s + _TRIM_TOLERANCE_S:
-            steps.append({"step": "note", "trim_end_clamped": {"asked_s": end, "clip_s": info.duration_s}})
-        end = info.duration_s
-    start_frame, end_frame = round(start * FPS), round(end * FPS)
-    frames = end_frame - start_frame
-    if frames < 1:
-        raise MediaError(f"trim ({start:.3f}, {end:.3f}) keeps no frame at {FPS} fps")
-    fade_frames = min(round(spec.fade * FPS), frames // 2)
-    plan = _Plan(start_frame=start_frame, frames=frames, fade_frames=fade_frames)
-    if spec.trim:
-        steps.append({"step": "trim", "start_s": plan.start_s, "end_s": end_frame / FPS, "frames": frames})
-    return plan
+def _source_step(info: VideoInfo) -> dict[str, Any]:
+    fields = {"width", "height", "fps", "duration_s", "video_codec", "profile", "pix_fmt", "color_space",
+              "has_audio", "audio_codec", "audio_rate", "audio_channels"}  # fmt: skip
+    return {"step": "source", **info.model_dump(include=fields)}
 
 
 # Input colour standards the `colorspace` filter converts from, by the matrix a source is tagged with.
@@ -164,160 +90,241 @@ def _colour_filter(info: VideoInfo, steps: list[dict[str, Any]]) -> str:
                       "note": "no conversion known for this matrix; pixels kept, tagged bt709"})  # fmt: skip
         return ""
     steps.append({"step": "colour", "source": space, "output": "bt709", "converted": True, "from": standard})
-    return f"colorspace=all=bt709:iall={standard}:format=yuv420p,"
+    return f",colorspace=all=bt709:iall={standard}:format=yuv420p"
 
 
-def _audio_chain(info: VideoInfo, plan: _Plan, steps: list[dict[str, Any]]) -> str:
-    """Filter graph for the audio up to (not including) loudness normalisation, output pad [aud]."""
-    d = plan.duration_s
-    if not info.has_audio:
-        steps.append(
-            {
-                "step": "silent_audio",
-                "reason": "source has no audio stream",
-                "sample_rate": AUDIO_RATE,
-                "channels": 2,
-            }
-        )
-        return f"anullsrc=r={AUDIO_RATE}:cl=stereo,atrim=end={d}[aud]"
-    steps.append(
-        {
-            "step": "audio_conform",
-            "source": {"codec": info.audio_codec, "rate": info.audio_rate, "channels": info.audio_channels},
-            "sample_rate": AUDIO_RATE,
-            "channels": 2,
-        }
-    )
-    chain = (
-        f"[0:a:0]asetpts=PTS-STARTPTS,aresample={AUDIO_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo,"
-        f"atrim=start={plan.start_s}:end={plan.start_s + d},asetpts=PTS-STARTPTS,"
-        f"apad=whole_dur={d},atrim=end={d}"
-    )
-    if plan.fade_frames:
-        f = plan.fade_s
-        chain += f",afade=t=in:st=0:d={f},afade=t=out:st={d - f}:d={f}"
-    return chain + "[aud]"
-
-
-def _video_chain(
-    info: VideoInfo, spec: FinishSpec, plan: _Plan, caption: CaptionLayout | None, steps: list[dict[str, Any]]
+def _video_graph(
+    info: VideoInfo,
+    spec: FinishSpec,
+    timing: Timing,
+    overlays: list[tuple[int, str, str]],
+    steps: list[dict[str, Any]],
 ) -> str:
-    """Filter graph for the picture, output pad [vout]."""
+    """Filter graph for the picture, output pad [vout]. `overlays`: (input index, x, y, enable expr)."""
     width, height = info.display_size
-    fit = plan_fit(width, height, spec.frame, spec.fit, info.sar)
-    n, a = plan.frames, plan.start_frame
-    chain = (
-        f"[0:v:0]setpts=PTS-STARTPTS,fps={FPS},trim=start_frame={a}:end_frame={a + n},setpts=PTS-STARTPTS,"
-        f"tpad=stop_mode=clone:stop={_PAD_FRAMES},trim=end_frame={n},"
-    )
+    fit = plan_fit(width, height, spec.frame, spec.fit, info.sar, spec.fill)
+    n, a, m = timing.frames, timing.start_frame, timing.source_frames
+    chain = f"[0:v:0]setpts=PTS-STARTPTS,fps={FPS},trim=start_frame={a}:end_frame={a + m},setpts=PTS-STARTPTS"
+    if timing.speed != 1:
+        chain += f",setpts=PTS/{timing.speed:.6g},fps={FPS}"
+    chain += f",tpad=stop_mode=clone:stop={_PAD_FRAMES},trim=end_frame={n}"
     steps.append({"step": "conform_rate", "fps": FPS, "cfr": True, "source_fps": info.fps})
-    chain += _colour_filter(info, steps) + fit.filters()
+    chain += _colour_filter(info, steps)
+    statements = [f"{chain}[src]", fit.graph("src", "fit")]
     steps.append(fit.describe())
-    if caption is not None:  # the caption PNG is input 1, a single frame that overlay holds
-        chain += f"[base];[base][1:v]overlay=x={caption.x}:y={caption.y}:eof_action=repeat:format=auto"
-        steps.append(caption.describe())
-    if plan.fade_frames:
-        nf = plan.fade_frames
+    last = "fit"
+    # Overlays blend in 4:2:0 (the PNG is converted once); format=auto may work in RGB, a conversion per frame.
+    for k, (index, position, enable) in enumerate(overlays):
+        when = f":enable='{enable}'" if enable else ""
+        statements.append(f"[{last}][{index}:v]overlay={position}:eof_action=repeat:format=yuv420{when}[ov{k}]")
+        last = f"ov{k}"
+    tail = f"[{last}]"
+    if timing.fade_frames:
+        nf = timing.fade_frames
         # Mirror images: the first frame and the last frame are black.
-        chain += f",fade=t=in:s=0:n={nf},fade=t=out:s={n - nf - 1}:n={nf}"
-        steps.append(
-            {
-                "step": "fade",
-                "to": "black",
-                "video_in_s": plan.fade_s,
-                "video_out_s": plan.fade_s,
-                "audio_in_s": plan.fade_s,
-                "audio_out_s": plan.fade_s,
-                "requested_s": spec.fade,
-                "frames": nf,
-            }
-        )
-    return chain + f",format=yuv420p,{BT709_TAGS}[vout]"
+        tail += f"fade=t=in:s=0:n={nf},fade=t=out:s={n - nf - 1}:n={nf},"
+        steps.append({"step": "fade", "to": "black", "video_in_s": timing.fade_s, "video_out_s": timing.fade_s,
+                      "audio_in_s": timing.fade_s, "audio_out_s": timing.fade_s, "requested_s": spec.fade,
+                      "frames": nf})  # fmt: skip
+    statements.append(f"{tail}format=yuv420p,{BT709_TAGS}[vout]")
+    return ";".join(statements)
+
+
+def _caption_window(spec: FinishSpec, duration_s: float) -> tuple[float | None, float | None, str]:
+    """(start, end, overlay enable expression) of the caption in output time."""
+    start, end = spec.caption_start, spec.caption_end
+    if start is not None and start >= duration_s:
+        raise MediaError(f"caption_start {start:.3f} s is past the end of the clip ({duration_s:.3f} s)")
+    if end is not None and end >= duration_s:
+        end = None
+    if start == 0:
+        start = None
+    terms = ([f"gte(t,{start})"] if start is not None else []) + ([f"lt(t,{end})"] if end is not None else [])
+    return start, end, "*".join(terms)
 
 
 def render_final(src: Path, spec: FinishSpec, out: Path, scratch: Path) -> FinishResult:
-    """Render `src` to the deliverable `spec` at `out` (atomically). `scratch` holds temp files."""
+    """Finish `src` to the deliverable `spec` at `out` (atomically). `scratch` holds temp files, each call
+    in a private folder of its own, removed afterwards."""
     src, out = Path(src), Path(out)
     info = probe(src)
-    steps: list[dict[str, Any]] = [
-        {
-            "step": "source",
-            **info.model_dump(
-                include={
-                    "width",
-                    "height",
-                    "fps",
-                    "duration_s",
-                    "video_codec",
-                    "pix_fmt",
-                    "has_audio",
-                    "audio_codec",
-                    "audio_rate",
-                    "audio_channels",
-                }
-            ),
-        }
-    ]
-    plan = _plan_timing(info, spec, steps)
-    width, height = spec.frame
-    target = loudness.LoudnessTarget(integrated_lufs=spec.loudness_lufs, true_peak_dbtp=spec.true_peak_dbtp)
-    commands: list[str] = []
+    steps: list[dict[str, Any]] = [_source_step(info)]
+    blockers = video_copy_blockers(info, spec)
     with task_tempdir(scratch, "finish") as tmp:
-        inputs: list[Arg] = ["-i", PathArg(src, "source")]
-        layout = None
-        if spec.caption and spec.caption.strip():
-            layout = render_caption(spec.caption, width, height, tmp / "caption.png")
-            inputs += ["-i", PathArg(tmp / "caption.png", "caption.png")]
-        video = _video_chain(info, spec, plan, layout, steps)
-        audio = _audio_chain(info, plan, steps)
+        if not blockers:
+            return _finish_by_copy(src, info, spec, out, tmp, steps)
+        steps.append({"step": "re-encode", "reasons": blockers})
+        return _finish_by_render(src, info, spec, out, tmp, steps)
 
-        norm = ""
-        if info.has_audio:
-            measured, cmd = loudness.measure_graph(
-                ["-i", PathArg(src, "source")], audio, "aud", what=f"loudness measurement of {src.name}"
-            )
-            commands.append(cmd)
-            norm, loud_step = loudness.normalize_filter(target, measured)
-        else:
-            loud_step = {
-                "step": "loudness",
-                "mode": "skipped (silent track)",
-                "target_lufs": target.integrated_lufs,
-            }
-        audio_out = f"{audio};[aud]{norm}[aout]" if norm else f"{audio};[aud]anull[aout]"
-        encoding = spec.encoding
-        tags = spec.metadata()
-        with atomic_path(out) as part:
-            # fmt: off
-            args: list[Arg] = [
-                "-y", "-nostats", *inputs,
-                "-filter_complex", f"{video};{audio_out}", "-map", "[vout]", "-map", "[aout]",
-                *encoding.video_args(), *encoding.audio_args(),
-                "-map_metadata", "-1", "-map_chapters", "-1", *metadata_args(tags),
-                "-f", "mp4", PathArg(part, "output.mp4"),
-            ]
-            # fmt: on
-            run = run_ffmpeg(args, what=f"render of {src.name}")
-            commands.append(summarize(args))
-            loudness.record_pass2(run.stderr, loud_step)
-            result_info = probe(part)
-    steps.append(loud_step)
+
+def _finish_by_render(
+    src: Path, info: VideoInfo, spec: FinishSpec, out: Path, tmp: Path, steps: list[dict[str, Any]]
+) -> FinishResult:
+    timing = plan_timing(info.duration_s, spec.trim, spec.speed, spec.fade, steps)
+    width, height = spec.frame
+    target = LoudnessTarget(integrated_lufs=spec.loudness_lufs, true_peak_dbtp=spec.true_peak_dbtp)
+    window = _caption_window(spec, timing.duration_s) if spec.has_caption else None  # bad times fail early
+    sound = prepare_soundtrack(src, info, timing, target, spec.music, tmp)
+
+    inputs: list[Arg] = ["-i", PathArg(src, "source")]
+    wav_input = None
+    if sound.wav is not None:
+        wav_input = 1
+        inputs += ["-i", PathArg(sound.wav, sound.wav.name)]
+    overlays: list[tuple[int, str, str]] = []
+    layout: CaptionLayout | None = None
+    logo: LogoLayout | None = None
+    if spec.caption and window is not None:
+        start, end, enable = window
+        layout = render_caption(spec.caption, width, height, tmp / "caption.png", spec.caption_position)
+        layout = layout.model_copy(update={"start_s": start, "end_s": end})
+        overlays.append((len(inputs) // 2, f"x={layout.x}:y={layout.y}", enable))
+        inputs += ["-i", PathArg(tmp / "caption.png", "caption.png")]
+    if spec.logo is not None:
+        logo = prepare_logo(spec.logo, (width, height), tmp / "logo.png")
+        overlays.append((len(inputs) // 2, f"x={logo.x}:y={logo.y}", ""))
+        inputs += ["-i", PathArg(tmp / "logo.png", "logo.png")]
+    video = _video_graph(info, spec, timing, overlays, steps)
+    if layout is not None:
+        steps.append(layout.describe())
+    if logo is not None:
+        steps.append(logo.describe())
+    steps.extend(sound.steps)
+    encoding = spec.encoding
+    tags = spec.metadata()
+    with atomic_path(out) as part:
+        # fmt: off
+        args: list[Arg] = [
+            "-y", "-nostats", *inputs,
+            "-filter_complex", f"{video};{sound.render_graph(wav_input)}", "-map", "[vout]", "-map", "[aout]",
+            *encoding.video_args(), *encoding.audio_args(),
+            "-map_metadata", "-1", "-map_chapters", "-1", *metadata_args(tags),
+            "-f", "mp4", PathArg(part, "output.mp4"),
+        ]
+        # fmt: on
+        run = run_ffmpeg(args, what=f"render of {src.name}")
+        result_info = probe(part)
+        _check_output(result_info, part, width, height, timing.duration_s, out.name)
     steps.append({"step": "encode", **encoding.describe()})
     steps.append({"step": "metadata", "tags": tags})
-    _check_output(result_info, width, height, plan.duration_s, out.name)
     return FinishResult(
         width=width,
         height=height,
         fps=float(FPS),
-        duration_s=plan.duration_s,
+        duration_s=timing.duration_s,
         has_caption=layout is not None,
         steps=steps,
         encoder=encoding.describe(),
-        ffmpeg_commands=commands,
+        ffmpeg_commands=[*sound.commands, summarize(args)],
+        mode="render",
+        passes=[*sound.passes, {"pass": "render", **stream_report(args, run.stderr)}],
     )
 
 
-def _check_output(info: VideoInfo, width: int, height: int, duration_s: float, name: str) -> None:
+def _finish_by_copy(
+    src: Path, info: VideoInfo, spec: FinishSpec, out: Path, tmp: Path, steps: list[dict[str, Any]]
+) -> FinishResult:
+    """No pixel change: copy the video; copy the audio too when it is already right, else encode only it."""
+    target = LoudnessTarget(integrated_lufs=spec.loudness_lufs, true_peak_dbtp=spec.true_peak_dbtp)
+    tags = spec.metadata()
+    tag_colour = colour_tag_args(info)
+    commands: list[str] = []
+    passes: list[dict[str, Any]] = []
+    audio_reasons = audio_copy_blockers(info, spec)
+    measured: Measurement | None = None
+    with atomic_path(out) as part:
+        if not audio_reasons:
+            # One run: copy both streams into the output and measure the sound on the way.
+            # fmt: off
+            args: list[Arg] = [
+                "-y", "-nostats", "-i", PathArg(src, "source"),
+                "-map", "0:v:0", "-map", "0:a:0", "-c", "copy", *tag_colour,
+                "-map_metadata", "-1", "-map_chapters", "-1", *metadata_args(tags),
+                "-f", "mp4", PathArg(part, "output.mp4"),
+                "-map", "0:a:0", "-af", METER, "-f", "null", "-",
+            ]
+            # fmt: on
+            run = run_ffmpeg(args, what=f"stream copy of {src.name}")
+            commands.append(summarize(args))
+            passes.append({"pass": "copy + loudness", **stream_report(args, run.stderr)})
+            measured = parse_ebur128(run.stderr, src.name)
+            if measured.within(target, LOUDNESS_TOLERANCE_LU):
+                _check_container(part, out.name)
+                steps.append({"step": "stream_copy", "video": "copied", "audio": "copied",
+                              "colour_tags": "set to bt709 by h264_metadata" if tag_colour else "kept",
+                              "loudness": {**measured.describe(), "target_lufs": target.integrated_lufs,
+                                           "tolerance_lu": LOUDNESS_TOLERANCE_LU}})  # fmt: skip
+                steps.append({"step": "metadata", "tags": tags})
+                return _copy_result(spec, info.duration_s, steps, commands, passes, "stream copy")
+            audio_reasons = [
+                f"loudness {measured.integrated_lufs:.1f} LUFS / {measured.true_peak_dbtp:.1f} dBTP is off target "
+                f"({target.integrated_lufs} LUFS, <= {target.true_peak_dbtp} dBTP)"
+            ]
+        timing = plan_timing(info.duration_s, None, 1.0, 0.0, steps)
+        sound = prepare_soundtrack(src, info, timing, target, spec.music, tmp)
+        wav_input = 1 if sound.wav is not None else None
+        inputs: list[Arg] = ["-i", PathArg(src, "source")]
+        if sound.wav is not None:
+            inputs += ["-i", PathArg(sound.wav, sound.wav.name)]
+        encoding = spec.encoding
+        # fmt: off
+        args = [
+            "-y", "-nostats", *inputs, "-filter_complex", sound.render_graph(wav_input),
+            "-map", "0:v:0", "-c:v", "copy", *tag_colour, "-map", "[aout]", *encoding.audio_args(),
+            "-map_metadata", "-1", "-map_chapters", "-1", *metadata_args(tags),
+            "-f", "mp4", PathArg(part, "output.mp4"),
+        ]
+        # fmt: on
+        run = run_ffmpeg(args, what=f"video copy of {src.name}")
+        commands += [*sound.commands, summarize(args)]
+        passes += [*sound.passes, {"pass": "video copy + audio encode", **stream_report(args, run.stderr)}]
+        _check_container(part, out.name)
+    steps.append({"step": "stream_copy", "video": "copied", "audio": "encoded", "audio_reasons": audio_reasons,
+                  "colour_tags": "set to bt709 by h264_metadata" if tag_colour else "kept"})  # fmt: skip
+    steps.extend(sound.steps)
+    steps.append({"step": "encode", "video": "copied", "audio": encoding.describe()["audio"]})
+    steps.append({"step": "metadata", "tags": tags})
+    return _copy_result(spec, info.duration_s, steps, commands, passes, "video copy")
+
+
+def _copy_result(
+    spec: FinishSpec,
+    duration_s: float,
+    steps: list[dict[str, Any]],
+    commands: list[str],
+    passes: list[dict[str, Any]],
+    mode: FinishMode,
+) -> FinishResult:
+    audio = "stream copy" if mode == "stream copy" else spec.encoding.describe()["audio"]
+    return FinishResult(
+        width=spec.frame[0],
+        height=spec.frame[1],
+        fps=float(FPS),
+        duration_s=duration_s,
+        has_caption=False,
+        steps=steps,
+        encoder={
+            "container": "mp4",
+            "movflags": "+faststart+negative_cts_offsets",
+            "edit_lists": False,
+            "video": "stream copy",
+            "audio": audio,
+        },
+        ffmpeg_commands=commands,
+        mode=mode,
+        passes=passes,
+    )
+
+
+def _check_container(path: Path, name: str) -> None:
+    kinds = [k for k, _ in top_level_boxes(path)]
+    if "moov" not in kinds or "mdat" not in kinds or kinds.index("moov") > kinds.index("mdat"):
+        raise MediaError(f"{name}: moov is not before mdat")
+    if edit_lists(path):
+        raise MediaError(f"{name}: the file has edit lists")
+
+
+def _check_output(info: VideoInfo, path: Path, width: int, height: int, duration_s: float, name: str) -> None:
     problems = []
     if (info.width, info.height) != (width, height):
         problems.append(f"frame {info.width}x{info.height}, expected {width}x{height}")
@@ -327,12 +334,21 @@ def _check_output(info: VideoInfo, width: int, height: int, duration_s: float, n
         problems.append("audio is not 48 kHz stereo")
     if problems:
         raise MediaError(f"{name}: rendered file is off spec: {'; '.join(problems)}")
+    _check_container(path, name)
 
 
-def make_thumbnail(video: Path, out_jpg: Path, fade_s: float, *, quality: int = 90) -> dict[str, Any]:
+def make_thumbnail(
+    video: Path,
+    out_jpg: Path,
+    fade_s: float,
+    *,
+    quality: int = 90,
+    window: tuple[float, float] | None = None,
+) -> dict[str, Any]:
     """A JPEG of a representative frame (the middle, away from fades), written atomically.
 
-    Returns what was done: the time of the frame and its size. The frame is grabbed with moviepy.
+    `window`: the part of the video to take it from (a reel passes one shot's span, away from the
+    dissolves). Returns what was done: the time of the frame and its size. The frame is grabbed with moviepy.
     """
     from moviepy import VideoFileClip  # moviepy's import reads a .env and costs ~0.2 s: only when needed
     from PIL import Image
@@ -340,7 +356,10 @@ def make_thumbnail(video: Path, out_jpg: Path, fade_s: float, *, quality: int = 
     video = Path(video)
     with VideoFileClip(str(video), audio=False) as clip:
         duration = float(clip.duration)
-        lo, hi = min(fade_s, duration / 2), max(duration - fade_s, duration / 2)
+        start, end = window if window is not None else (0.0, duration)
+        end = min(end, duration)
+        span = end - start
+        lo, hi = start + min(fade_s, span / 2), start + max(span - fade_s, span / 2)
         candidates = [(lo + hi) / 2, lo + (hi - lo) / 3, lo + 2 * (hi - lo) / 3]
         frame, at = None, candidates[0]
         for t in candidates:

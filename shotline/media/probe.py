@@ -6,7 +6,6 @@ There is no ffprobe beside moviepy's ffmpeg, so `probe` parses the stream summar
 
 from __future__ import annotations
 
-import math
 import re
 import struct
 from pathlib import Path
@@ -15,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from shotline.errors import MediaError
 from shotline.media.ffmpeg import PathArg, run_ffmpeg, stderr_tail
+from shotline.media.loudness import measure_file
 
 
 class ChapterInfo(BaseModel):
@@ -289,19 +289,54 @@ def faststart_ok(path: str | Path) -> bool:
     return kinds.index("moov") < kinds.index("mdat")
 
 
-_EBUR128_I_RE = re.compile(r"^\s*I:\s+(-?[\d.]+|-?inf|nan) LUFS", re.MULTILINE)
-_EBUR128_PEAK_RE = re.compile(r"^\s*Peak:\s+(-?[\d.]+|-?inf|nan) dBFS", re.MULTILINE)
-
-
 def measure_loudness(path: str | Path) -> tuple[float, float]:
     """(integrated loudness in LUFS, true peak in dBTP) of the first audio stream, by ffmpeg's ebur128."""
     path = Path(path)
-    args = ["-nostats", "-i", PathArg(path, "input"), "-map", "0:a:0",
-            "-af", "ebur128=peak=true:framelog=quiet", "-f", "null", "-"]  # fmt: skip
-    run = run_ffmpeg(args, what=f"loudness of {path.name}")
-    summary = run.stderr[run.stderr.rfind("Summary:") :]
-    i_match, p_match = _EBUR128_I_RE.search(summary), _EBUR128_PEAK_RE.search(summary)
-    if "Summary:" not in run.stderr or not i_match or not p_match:
-        raise MediaError(f"{path.name}: no loudness summary (no audio stream?)\n{stderr_tail(run.stderr)}")
-    integrated, peak = float(i_match.group(1)), float(p_match.group(1))
-    return (integrated if not math.isnan(integrated) else -math.inf), peak
+    m, _ = measure_file(PathArg(path, "input"), what=f"loudness of {path.name}")
+    return m.integrated_lufs, m.true_peak_dbtp
+
+
+_CONTAINER_BOXES = {"moov", "trak", "edts", "mdia", "minf", "stbl"}
+
+
+def edit_lists(path: str | Path) -> list[dict[str, int]]:
+    """The entries of every edit list (`elst`) in the file's tracks: [{"track", "duration", "media_time"}]."""
+    entries: list[dict[str, int]] = []
+    track = -1
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        stack = [(0, f.tell())]
+        while stack:
+            pos, end = stack.pop()
+            while pos + 8 <= end:
+                f.seek(pos)
+                size, raw = struct.unpack(">I4s", f.read(8))
+                header = 8
+                if size == 1:
+                    (size,) = struct.unpack(">Q", f.read(8))
+                    header = 16
+                elif size == 0:
+                    size = end - pos
+                if size < header:
+                    raise MediaError(f"{Path(path).name}: corrupt MP4 box at offset {pos}")
+                kind = raw.decode("latin-1")
+                if kind == "trak":
+                    track += 1
+                if kind in _CONTAINER_BOXES:
+                    # Depth first, in file order: finish this box's children before its next sibling.
+                    stack.append((pos + size, end))
+                    pos, end = pos + header, pos + size
+                    continue
+                if kind == "elst":
+                    version = f.read(1)[0]
+                    f.read(3)
+                    (count,) = struct.unpack(">I", f.read(4))
+                    for _ in range(count):
+                        if version == 1:
+                            duration, media_time = struct.unpack(">Qq", f.read(16))
+                        else:
+                            duration, media_time = struct.unpack(">Ii", f.read(8))
+                        f.read(4)
+                        entries.append({"track": track, "duration": duration, "media_time": media_time})
+                pos += size
+    return entries

@@ -1,9 +1,10 @@
 """Cutting a storyboard's finished clips into one reel: crossfades or cuts, loudness, chapters, encoding.
 
-One ffmpeg render (after an audio-only loudness measurement pass) decodes every clip once, conforms each
-to the first clip's frame (letterboxed if its shape differs, so nothing is cropped away), joins them with
-`xfade` + `acrossfade` (crossfade) or `concat` (cut), normalises the whole reel's loudness and encodes it
-to the deliverable spec with one mp4 chapter per shot.
+An audio pass decodes every clip's sound once, joins it (`acrossfade` or `concat`) into a WAV in the
+task's scratch folder and measures it; one render then decodes every clip's picture once, conforms each to
+the first clip's frame (letterboxed if its shape differs, so nothing is cropped away), joins them with
+`xfade` (crossfade) or `concat` (cut), applies the one gain that brings the whole reel to its loudness, and
+encodes it to the deliverable spec with one mp4 chapter per shot.
 
 Crossfade timing: each transition overlaps the end of a clip with the start of the next, so the reel
 lasts sum(durations) - (n-1) * t. t is rounded to whole frames and clamped to half the shortest clip,
@@ -21,10 +22,18 @@ from pydantic import BaseModel
 from shotline.errors import MediaError
 from shotline.fsutil import atomic_path
 from shotline.media import loudness
-from shotline.media.encoding import AUDIO_RATE, BT709_TAGS, FPS, Encoding, X264Preset, metadata_args
-from shotline.media.ffmpeg import Arg, PathArg, run_ffmpeg, summarize, task_tempdir
+from shotline.media.encoding import (
+    AAC_PRIMING_COMPENSATION,
+    AUDIO_RATE,
+    BT709_TAGS,
+    FPS,
+    Encoding,
+    X264Preset,
+    metadata_args,
+)
+from shotline.media.ffmpeg import Arg, PathArg, run_ffmpeg, stream_report, summarize, task_tempdir
 from shotline.media.frames import plan_fit
-from shotline.media.probe import VideoInfo, probe
+from shotline.media.probe import VideoInfo, edit_lists, faststart_ok, probe
 
 Transition = Literal["crossfade", "cut"]
 
@@ -46,10 +55,28 @@ class ReelResult(BaseModel):
     steps: list[dict[str, Any]]
     encoder: dict[str, Any]
     ffmpeg_commands: list[str]
+    passes: list[dict[str, Any]] = []  # per ffmpeg run: what it decoded, encoded and copied
+
+
+def clip_frames(duration_s: float) -> int:
+    return max(1, round(duration_s * FPS))
 
 
 def _frames(info: VideoInfo) -> int:
-    return max(1, round(info.duration_s * FPS))
+    return clip_frames(info.duration_s)
+
+
+def transition_frames(transition: Transition, seconds: float, frames: list[int]) -> int:
+    """The transition as applied, in frames: whole frames, at most half the shortest clip; 0 for cuts."""
+    if transition == "cut" or len(frames) < 2:
+        return 0
+    return min(max(0, round(seconds * FPS)), min(frames) // 2)
+
+
+def planned_duration(durations: list[float], transition: Transition, seconds: float) -> float:
+    """How long a reel of clips lasting `durations` comes out (each transition overlaps two clips)."""
+    frames = [clip_frames(d) for d in durations]
+    return (sum(frames) - (len(frames) - 1) * transition_frames(transition, seconds, frames)) / FPS
 
 
 def _escape_ffmetadata(text: str) -> str:
@@ -73,12 +100,8 @@ def write_ffmetadata(chapters: list[Chapter], path: Path) -> None:
 
 def _clamp_transition(transition: Transition, seconds: float, frames: list[int], steps: list[dict]) -> int:
     """The transition length in frames."""
-    if transition == "cut" or len(frames) < 2:
-        return 0
-    wanted = max(0, round(seconds * FPS))
-    limit = min(frames) // 2
-    applied = min(wanted, limit)
-    if applied != wanted:
+    applied = transition_frames(transition, seconds, frames)
+    if transition != "cut" and len(frames) > 1 and applied != max(0, round(seconds * FPS)):
         steps.append(
             {
                 "step": "note",
@@ -151,8 +174,13 @@ def render_reel(
     tags: dict[str, str] | None = None,
     x264_preset: X264Preset = "medium",
     crf: int = 20,
+    threads: int | None = None,
+    durations: list[float] | None = None,
 ) -> ReelResult:
-    """Cut `clips` (in order) into one reel at `out` (atomically). `chapters`: one title per clip."""
+    """Cut `clips` (in order) into one reel at `out` (atomically). `chapters`: one title per clip.
+
+    `durations`: how long each clip is meant to last (a clip a frame longer, as a copied generator output
+    may be, is cut to it); by default each clip's own length."""
     if not clips:
         raise MediaError("a reel needs at least one clip")
     titles = chapters if chapters is not None else [f"Shot {i + 1}" for i in range(len(clips))]
@@ -161,7 +189,9 @@ def render_reel(
     infos = [probe(c) for c in clips]
     first_w, first_h = infos[0].display_size
     frame = (first_w - first_w % 2, first_h - first_h % 2)
-    frames = [_frames(info) for info in infos]
+    if durations is not None and len(durations) != len(clips):
+        raise MediaError(f"{len(durations)} durations for {len(clips)} clips")
+    frames = [clip_frames(d) for d in durations] if durations is not None else [_frames(i) for i in infos]
     steps: list[dict[str, Any]] = []
     t_frames = _clamp_transition(transition, transition_seconds, frames, steps)
     total_frames = sum(frames) - (len(clips) - 1) * t_frames
@@ -197,34 +227,44 @@ def render_reel(
     for i, clip in enumerate(clips):
         inputs += ["-i", PathArg(Path(clip), f"clip{i + 1}")]
     target = loudness.LoudnessTarget(integrated_lufs=loudness_lufs, true_peak_dbtp=true_peak_dbtp)
-    encoding = Encoding(preset=x264_preset, crf=crf)
+    encoding = Encoding(preset=x264_preset, crf=crf, threads=threads)
     meta = dict(tags or {})
     if title is not None:
         meta["title"] = title
     commands: list[str] = []
+    passes: list[dict[str, Any]] = []
     with task_tempdir(scratch, "reel") as tmp:
-        measured, cmd = loudness.measure_graph(inputs, audio_graph, "ajoin", what="reel loudness measurement")
-        commands.append(cmd)
-        norm, loud_step = loudness.normalize_filter(target, measured)
+        wav = PathArg(tmp / "reel-audio.wav", "reel-audio.wav")
+        measured, run, args = loudness.measure_to_wav(inputs, audio_graph, "ajoin", wav, what="reel audio pass")
+        commands.append(summarize(args))
+        passes.append({"pass": "audio", **stream_report(args, run.stderr)})
+        norm, loud_step = loudness.gain_filter(target, measured)
         meta_file = tmp / "chapters.txt"
         write_ffmetadata(chapter_list, meta_file)
-        graph = f"{video_graph};[vjoin]format=yuv420p,{BT709_TAGS}[vout];{audio_graph};[ajoin]{norm or 'anull'}[aout]"
+        wav_input, meta_input = len(clips), len(clips) + 1
+        gain = f"{norm}," if norm else ""
+        graph = (
+            f"{video_graph};[vjoin]format=yuv420p,{BT709_TAGS}[vout];"
+            f"[{wav_input}:a]{gain}{AAC_PRIMING_COMPENSATION}[aout]"
+        )
         with atomic_path(out) as part:
             # fmt: off
-            args: list[Arg] = [
-                "-y", "-nostats", *inputs, "-i", PathArg(meta_file, "chapters.ffmetadata"),
+            args = [
+                "-y", "-nostats", *inputs, "-i", wav, "-i", PathArg(meta_file, "chapters.ffmetadata"),
                 "-filter_complex", graph, "-map", "[vout]", "-map", "[aout]",
                 *encoding.video_args(), *encoding.audio_args(),
                 # The ffmetadata input carries the chapters and must also be the metadata source, or the
                 # mp4 muxer drops the chapter titles; the global tags come from -metadata.
-                "-map_metadata", str(len(clips)), "-map_chapters", str(len(clips)), *metadata_args(meta),
+                "-map_metadata", str(meta_input), "-map_chapters", str(meta_input), *metadata_args(meta),
                 "-f", "mp4", PathArg(part, "reel.mp4"),
             ]
             # fmt: on
             run = run_ffmpeg(args, what="reel render")
             commands.append(summarize(args))
-            loudness.record_pass2(run.stderr, loud_step)
+            passes.append({"pass": "render", **stream_report(args, run.stderr)})
             result = probe(part)
+            if not faststart_ok(part) or edit_lists(part):
+                raise MediaError("reel is off spec: moov after mdat, or edit lists")
     steps.append(loud_step)
     steps.append({"step": "encode", **encoding.describe()})
     steps.append({"step": "metadata", "tags": meta})
@@ -244,4 +284,5 @@ def render_reel(
         steps=steps,
         encoder=encoding.describe(),
         ffmpeg_commands=commands,
+        passes=passes,
     )

@@ -6,8 +6,10 @@ IN_PROGRESS with a sliding window of logs, 200 COMPLETED with metrics), the SSE 
 `/requests/{id}` and `/requests/{id}/response`), cancel, and a media route serving a real H.264/AAC mp4 at
 the frame size the model would return for the submitted image.
 
-Progress is counted in status polls, not seconds, so tests never depend on timing. Every request the server
-saw is recorded; scripted faults can answer the next N requests of a route instead of the protocol.
+Progress is counted in status polls, not seconds, so tests never depend on timing (`requeue()` adds fal's
+server-side retry, IN_PROGRESS falling back to IN_QUEUE). Every request the server saw is recorded; scripted
+faults (`fail_next`) can answer the next N requests of a route instead of the protocol, and a few knobs make
+the model get its output wrong (`frames_offset`, `render_audio`, `video_overrides`).
 
 The `fake_fal` fixture (function-scoped) is registered by tests/conftest.py as a pytest plugin.
 """
@@ -24,6 +26,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -120,6 +123,12 @@ class FakeJob:
     payload: dict[str, Any]
     queue_polls: int
     progress_polls: int
+    # a server-side retry: after this many IN_PROGRESS polls, back to IN_QUEUE for `requeue_polls` polls
+    requeue_after: int | None = None
+    requeue_polls: int = 0
+    # a timeline in seconds instead of polls (FakeFal.generation_s)
+    generation_s: float | None = None
+    submitted_at: float = 0.0
     polls: int = 0
     completed: bool = False
     cancelled: bool = False
@@ -140,9 +149,15 @@ class FakeFal:
         # timeline, in status polls per request
         self.queue_polls = 2
         self.progress_polls = 3
+        # or a timeline in seconds: when set, a request runs (IN_PROGRESS) for this long after its submit,
+        # however often it is polled, then completes; for benchmarks that need a fixed generation latency
+        self.generation_s: float | None = None
         self.log_lines: tuple[str, ...] = DEFAULT_LOG_LINES
         self.log_window = 2
         self.inference_time = 3.42
+        # fal's server-side retry on a new runner: IN_PROGRESS falls back to IN_QUEUE (see requeue())
+        self.requeue_after: int | None = None
+        self.requeue_polls = 0
         # submit answers
         self.url_form: Literal["app", "full"] = "app"
         self.response_suffix = False
@@ -153,12 +168,17 @@ class FakeFal:
         # outcomes
         self.failure: Failure | None = None
         self.include_file_size = False
+        # a model that gets it wrong: frames more (or fewer) than asked, no audio track, and output metadata
+        # that says something else than the file (merged into the result's `video`)
+        self.frames_offset = 0
+        self.render_audio = True
+        self.video_overrides: dict[str, Any] = {}
 
         self.requests: list[SeenRequest] = []
         self.jobs: dict[str, FakeJob] = {}
         self._faults: list[Fault] = []
         self._assets: dict[str, tuple[bytes, str]] = {}
-        self._media: dict[tuple[int, int, int], Path] = {}
+        self._media: dict[tuple[int, int, int, bool], Path] = {}
         self._lock = threading.RLock()
         self._media_lock = threading.Lock()
         self._release = threading.Event()
@@ -255,6 +275,12 @@ class FakeFal:
         ]
         self.failure = Failure(422, {"detail": detail}, CONTENT_POLICY_MSG, "content_policy_violation")
 
+    def requeue(self, *, after_progress_polls: int, queue_polls: int) -> None:
+        """Requests submitted from now on go back IN_QUEUE (fal retrying them on a new runner) after
+        `after_progress_polls` IN_PROGRESS polls, for `queue_polls` polls, then run again."""
+        self.requeue_after = after_progress_polls
+        self.requeue_polls = queue_polls
+
     def serve_asset(self, name: str, data: bytes, content_type: str) -> str:
         """Serve `data` at a public URL (an image for `image_url`, say); returns the URL."""
         with self._lock:
@@ -295,6 +321,10 @@ class FakeFal:
             payload=payload if isinstance(payload, dict) else {},
             queue_polls=self.queue_polls,
             progress_polls=self.progress_polls,
+            requeue_after=self.requeue_after,
+            requeue_polls=self.requeue_polls,
+            generation_s=self.generation_s,
+            submitted_at=time.monotonic(),
         )
         if problems:
             job.failure = Failure(422, {"detail": problems}, "Unprocessable input", problems[0]["type"])
@@ -340,7 +370,12 @@ class FakeFal:
             index = job.polls
             job.polls += 1
             urls = {"response_url": self._urls(job)["response_url"]}
-            if job.cancelled or job.completed or index >= job.queue_polls + job.progress_polls:
+            requeue = job.requeue_polls if job.requeue_after is not None else 0
+            if job.generation_s is not None:
+                done = time.monotonic() - job.submitted_at >= job.generation_s
+            else:
+                done = index >= job.queue_polls + job.progress_polls + requeue
+            if job.cancelled or job.completed or done:
                 job.completed = True
                 body: dict[str, Any] = {"status": "COMPLETED", "request_id": job.request_id, **urls}
                 body["logs"] = self._logs(len(self.log_lines)) if with_logs else None
@@ -350,12 +385,24 @@ class FakeFal:
                 else:
                     body.update(metrics={}, error=failure.error, error_type=failure.error_type)
                 return 200, body
+            if job.generation_s is not None:
+                logs = self._logs(1) if with_logs else None
+                return 202, {"status": "IN_PROGRESS", "request_id": job.request_id, "logs": logs, **urls}
+            queued_for = None
             if index < job.queue_polls:
-                position = job.queue_polls - 1 - index
+                queued_for = job.queue_polls - index
+            elif requeue:
+                assert job.requeue_after is not None
+                back_at = job.queue_polls + job.requeue_after
+                if back_at <= index < back_at + requeue:
+                    queued_for = back_at + requeue - index
+                elif index >= back_at + requeue:
+                    index -= requeue
+            if queued_for is not None:
                 return 202, {
                     "status": "IN_QUEUE",
                     "request_id": job.request_id,
-                    "queue_position": position,
+                    "queue_position": queued_for - 1,
                     **urls,
                 }
             step = index - job.queue_polls
@@ -388,7 +435,7 @@ class FakeFal:
             return failure.http_status, failure.body, headers
         assert job.frame is not None
         width, height = job.frame
-        frames = int(job.payload.get("duration", 6)) * FPS + 1
+        frames = self._frames(job)
         file_name = f"{job.request_id[:8]}-output.mp4"
         video: dict[str, Any] = {
             "url": f"{self.url}/media/{job.request_id}/{file_name}",
@@ -401,8 +448,12 @@ class FakeFal:
             "num_frames": frames,
         }
         if self.include_file_size:
-            video["file_size"] = self.render_mp4(width, height, frames).stat().st_size
+            video["file_size"] = self.render_mp4(width, height, frames, audio=self.render_audio).stat().st_size
+        video.update(self.video_overrides)
         return 200, {"video": video}, {}
+
+    def _frames(self, job: FakeJob) -> int:
+        return int(job.payload.get("duration", 6)) * FPS + 1 + self.frames_offset
 
     def _cancel(self, job: FakeJob | None) -> tuple[int, dict[str, Any]]:
         if job is None:
@@ -413,15 +464,16 @@ class FakeFal:
             job.cancelled = True
         return 202, {"status": "CANCELLATION_REQUESTED"}
 
-    def render_mp4(self, width: int, height: int, frames: int) -> Path:
-        """A real H.264 + AAC mp4 at 24 fps, cached per (width, height, frames) for this server."""
-        key = (width, height, frames)
+    def render_mp4(self, width: int, height: int, frames: int, *, audio: bool = True) -> Path:
+        """A real H.264 (+ AAC) mp4 at 24 fps, cached per (width, height, frames, audio) for this server."""
+        key = (width, height, frames, audio)
         with self._media_lock:
             cached = self._media.get(key)
             if cached is not None:
                 return cached
-            out = self._tmp / f"{width}x{height}-{frames}.mp4"
+            out = self._tmp / f"{width}x{height}-{frames}{'' if audio else '-silent'}.mp4"
             seconds = f"{frames / FPS:.6f}"
+            sound = ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration={seconds}"]
             subprocess.run(
                 [
                     imageio_ffmpeg.get_ffmpeg_exe(),
@@ -433,10 +485,7 @@ class FakeFal:
                     "lavfi",
                     "-i",
                     f"testsrc2=size={width}x{height}:rate={FPS}",
-                    "-f",
-                    "lavfi",
-                    "-i",
-                    f"sine=frequency=440:sample_rate=44100:duration={seconds}",
+                    *(sound if audio else []),
                     "-frames:v",
                     str(frames),
                     "-t",
@@ -447,10 +496,7 @@ class FakeFal:
                     "ultrafast",
                     "-pix_fmt",
                     "yuv420p",
-                    "-c:a",
-                    "aac",
-                    "-b:a",
-                    "64k",
+                    *(["-c:a", "aac", "-b:a", "64k"] if audio else ["-an"]),
                     "-movflags",
                     "+faststart",
                     str(out),
@@ -466,8 +512,7 @@ class FakeFal:
             job = self.jobs.get(request_id)
         if job is None or job.frame is None or not job.completed or self._failure(job) is not None:
             return None
-        frames = int(job.payload.get("duration", 6)) * FPS + 1
-        return self.render_mp4(*job.frame, frames)
+        return self.render_mp4(*job.frame, self._frames(job), audio=self.render_audio)
 
 
 def _image_failure(error_type: str, message: str) -> Failure:

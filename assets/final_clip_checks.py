@@ -1,0 +1,41 @@
+"""The blocking checks on final_clip, run on every materialization: the deliverable is decoded and held to
+the shot's spec as the storyboard states it (frame, duration minus trim, loudness target), not to what the
+render reported. One decode serves every check; each failing check says what is wrong."""
+
+import dagster as dg
+
+from assets.deliverable_checks import DESCRIPTIONS, deliverable_file, results
+from assets.partitions import shots
+from assets.resources import WorkspaceResource
+from assets.upstream import latest_metadata_or_none
+from shotline.errors import ShotlineError
+from shotline.finishing import expected_final
+from shotline.media.deliverable import CHECK_NAMES
+from shotline.media.probe import probe
+
+
+@dg.multi_asset_check(
+    specs=[
+        dg.AssetCheckSpec(name, asset="final_clip", partitions_def=shots, blocking=True, description=DESCRIPTIONS[name])
+        for name in CHECK_NAMES
+    ],
+    description="The final clip, decoded, against the shot's deliverable spec.",
+)
+def final_clip_deliverable(context: dg.AssetCheckExecutionContext, workspace: WorkspaceResource):
+    key = context.partition_key
+    final = latest_metadata_or_none(context.instance, "final_clip", key)
+    raw = latest_metadata_or_none(context.instance, "raw_clip", key)
+    store = workspace.store()
+    video = deliverable_file(store, final)
+    if video is None:
+        yield from results("final_clip", CHECK_NAMES, "the final clip's file is not in the working store")
+        return
+    try:
+        _, shot = workspace.shot(key)
+        raw_file = store.get(raw["sha256"], ".mp4") if raw else None
+        has_audio = probe(raw_file.path).has_audio if raw_file else True
+        expected = expected_final(shot, source_has_audio=has_audio)
+    except ShotlineError as exc:
+        yield from results("final_clip", CHECK_NAMES, f"cannot tell what the clip should be: {exc}")
+        return
+    yield from results("final_clip", CHECK_NAMES, video, expected)

@@ -1,0 +1,42 @@
+"""The blocking checks on storyboard_reel, run on every materialization: the reel is decoded and held to
+the storyboard (the first shot's frame, every shot's duration joined by the reel's transition, the loudness
+target, one chapter per shot). One decode serves every check; each failing check says what is wrong."""
+
+import dagster as dg
+
+from assets.deliverable_checks import DESCRIPTIONS, deliverable_file, results
+from assets.partitions import storyboards
+from assets.resources import WorkspaceResource
+from assets.upstream import latest_metadata_or_none
+from shotline.errors import ShotlineError
+from shotline.finishing import expected_reel
+from shotline.media.deliverable import CHECK_NAMES
+
+REEL_CHECKS = (*CHECK_NAMES, "chapters")
+
+
+@dg.multi_asset_check(
+    specs=[
+        dg.AssetCheckSpec(
+            name, asset="storyboard_reel", partitions_def=storyboards, blocking=True, description=DESCRIPTIONS[name]
+        )
+        for name in REEL_CHECKS
+    ],
+    description="The reel, decoded, against the storyboard's deliverable spec.",
+)
+def storyboard_reel_deliverable(context: dg.AssetCheckExecutionContext, workspace: WorkspaceResource):
+    reel = latest_metadata_or_none(context.instance, "storyboard_reel", context.partition_key)
+    video = deliverable_file(workspace.store(), reel)
+    if video is None:
+        yield from results("storyboard_reel", REEL_CHECKS, "the reel's file is neither in the working store nor local")
+        return
+    try:
+        storyboard = workspace.storyboard(context.partition_key)
+        finals = [latest_metadata_or_none(context.instance, "final_clip", s.partition_key) for s in storyboard.shots]
+        # A reel of clips that all had no sound is rightly silent.
+        silent = all(f and any(step.get("step") == "silent_audio" for step in f.get("steps", [])) for f in finals)
+        expected = expected_reel(storyboard, silent_ok=silent)
+    except ShotlineError as exc:
+        yield from results("storyboard_reel", REEL_CHECKS, f"cannot tell what the reel should be: {exc}")
+        return
+    yield from results("storyboard_reel", REEL_CHECKS, video, expected)

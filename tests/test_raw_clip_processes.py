@@ -1,0 +1,236 @@
+"""raw_clip in real processes: clip_job run by `execute_in_process` in a child Python against the fake fal
+server, then stopped the way production stops things. A terminated run cancels its fal request (PUT cancel)
+and the ledger says so; a process killed outright while polling is started again and resumes the same
+request; two runs at once under a budget that fits one clip submit one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from shotline.budget import Budget
+from shotline.ledger import LedgerEntry, LedgerState, RequestLedger
+from shotline.store import WorkStore
+from tests.fakes.fal_server import FakeFal, FakeJob
+from tests.storyboard_factory import tiny_storyboard
+
+REPO = Path(__file__).resolve().parents[1]
+RAW_CHAIN = ("source_image", "clip_prompt", "raw_clip")
+WAIT_S = 90.0  # generous upper bound for a child to reach a point; never an assertion about speed
+
+
+def child(partition_key: str) -> int:
+    """The child process: clip_job (up to raw_clip) for one shot, on the instance in DAGSTER_HOME, with the
+    resources bound to the environment exactly as `pipelines.definitions` binds them."""
+    from pipelines.definitions import build_definitions
+
+    instance = dg.DagsterInstance.get()
+    if not instance.has_dynamic_partition("shots", partition_key):
+        instance.add_dynamic_partitions("shots", [partition_key])
+    job = build_definitions().resolve_job_def("clip_job")
+    result = job.execute_in_process(
+        partition_key=partition_key,
+        instance=instance,
+        asset_selection=[dg.AssetKey(a) for a in RAW_CHAIN],
+        raise_on_error=False,
+    )
+    failures = [e.step_failure_data.error.message for e in result.all_events if e.is_step_failure]
+    raw = result.asset_materializations_for_node("raw_clip") if result.success else []
+    observed = instance.fetch_observations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("raw_clip"), asset_partitions=[partition_key]), limit=50
+    ).records
+    report = {
+        "success": result.success,
+        "failures": failures,
+        "raw_clip": {k: v.value for k, v in raw[0].metadata.items()} if raw else None,
+        "observations": [
+            {k: v.value for k, v in r.asset_observation.metadata.items()}
+            for r in reversed(observed)
+            if r.asset_observation is not None
+        ],
+    }
+    print("RESULT " + json.dumps(report, default=str), flush=True)
+    return 0 if result.success else 3
+
+
+@dataclass
+class Child:
+    process: subprocess.Popen[bytes]
+    out: Path
+    err: Path
+    dagster_home: Path
+
+    def wait(self) -> int:
+        return self.process.wait(timeout=WAIT_S)
+
+    def report(self) -> dict[str, Any]:
+        lines = [ln for ln in self.out.read_text().splitlines() if ln.startswith("RESULT ")]
+        assert lines, f"the child reported nothing; stderr:\n{self.err.read_text()[-3000:]}"
+        return json.loads(lines[-1].removeprefix("RESULT "))
+
+
+class Runs:
+    """Starts children against one SHOTLINE_HOME and the fake fal server; kills any left at the end."""
+
+    def __init__(self, tmp_path: Path, fake_fal: FakeFal) -> None:
+        self.tmp_path = tmp_path
+        self.home = tmp_path / "home"
+        self.children: list[Child] = []
+        tiny_storyboard(tmp_path / "storyboards", n_shots=2, duration=2, resolution="480p")
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(("SHOTLINE_", "FAL_", "DAGSTER_", "AWS_"))}
+        self.env = {
+            **inherited,
+            "PYTHONPATH": str(REPO),
+            "FAL_KEY": fake_fal.key,
+            "SHOTLINE_FAL_QUEUE_URL": fake_fal.url,
+            "SHOTLINE_HOME": str(self.home),
+            "SHOTLINE_STORYBOARDS": str(tmp_path / "storyboards"),
+            "SHOTLINE_PUBLISH_URI": str(tmp_path / "published"),
+            "SHOTLINE_FAL_POLL_INTERVAL_S": "0.02",
+            "SHOTLINE_FAL_MAX_POLL_INTERVAL_S": "0.05",
+        }
+
+    def start(self, partition_key: str, *, instance: str = "dagster", **env: str) -> Child:
+        dagster_home = self.tmp_path / instance
+        dagster_home.mkdir(exist_ok=True)
+        (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        name = f"child-{len(self.children)}"
+        out, err = self.tmp_path / f"{name}.out", self.tmp_path / f"{name}.err"
+        code = f"import sys; from tests.test_raw_clip_processes import child; sys.exit(child({partition_key!r}))"
+        with out.open("wb") as stdout, err.open("wb") as stderr:
+            process = subprocess.Popen(
+                [sys.executable, "-c", code],
+                cwd=REPO,
+                env={**self.env, "DAGSTER_HOME": str(dagster_home), **env},
+                stdout=stdout,
+                stderr=stderr,
+            )
+        started = Child(process, out, err, dagster_home)
+        self.children.append(started)
+        return started
+
+    def ledger_entries(self) -> list[LedgerEntry]:
+        folder = self.home / "records" / "fal-requests"
+        ledger = RequestLedger(WorkStore(self.home))
+        return [e for p in sorted(folder.glob("*.json")) if (e := ledger.get(p.stem)) is not None]
+
+    def close(self) -> None:
+        for started in self.children:
+            if started.process.poll() is None:
+                started.process.kill()
+                started.process.wait(timeout=30)
+
+
+@pytest.fixture
+def runs(tmp_path: Path, fake_fal: FakeFal) -> Iterator[Runs]:
+    fake_fal.queue_polls = 10**6  # fal never gets to it, until a test says so
+    started = Runs(tmp_path, fake_fal)
+    try:
+        yield started
+    finally:
+        started.close()
+
+
+def wait_until(condition: Callable[[], bool], what: str, *children: Child) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        for c in children:
+            assert c.process.poll() is None, f"child ended early ({what}):\n{c.err.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def the_job(fake_fal: FakeFal) -> FakeJob:
+    [job] = fake_fal.jobs.values()
+    return job
+
+
+def polled(fake_fal: FakeFal, times: int) -> Callable[[], bool]:
+    return lambda: len(fake_fal.jobs) == 1 and the_job(fake_fal).polls >= times
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_terminated_run_cancels_its_fal_request_and_the_ledger_says_so(
+    runs: Runs, fake_fal: FakeFal, stop: signal.Signals
+) -> None:
+    run = runs.start("tiny__s01")
+    wait_until(polled(fake_fal, 3), "the run to poll fal", run)
+    run.process.send_signal(stop)  # what Dagster's run termination (or k8s) delivers to the run worker
+    assert run.wait() == 3, "the run did not end as a failure of its own"
+    report = run.report()
+    [failure] = report["failures"]
+    # not a retry of the step (raw_clip has a RetryPolicy): that would pay for a new request
+    assert "the run was terminated while generating" in failure and "Not retried" in failure
+
+    job = the_job(fake_fal)
+    [cancel] = fake_fal.cancels
+    assert cancel.method == "PUT" and cancel.path.endswith(f"/requests/{job.request_id}/cancel")
+    assert job.cancelled and len(fake_fal.submits) == 1
+    [entry] = runs.ledger_entries()
+    assert entry.state == LedgerState.CANCELLED and entry.request_id == job.request_id
+    assert entry.error == "interrupted" and entry.billed is False and entry.cost_usd == 0.0  # it was queued
+    states = [o["fal_state"] for o in report["observations"]]
+    assert states == ["submitting", "submitted", "cancelled"]
+
+
+def test_a_process_killed_while_polling_resumes_the_same_request_when_started_again(
+    runs: Runs, fake_fal: FakeFal
+) -> None:
+    first = runs.start("tiny__s01")
+    wait_until(polled(fake_fal, 3), "the run to poll fal", first)
+    first.process.send_signal(signal.SIGKILL)  # no cleanup, no cancel: the OOM killer, a lost node
+    assert first.wait() == -signal.SIGKILL
+    job = the_job(fake_fal)
+    [entry] = runs.ledger_entries()
+    assert entry.state == LedgerState.SUBMITTED and entry.request_id == job.request_id
+    assert fake_fal.cancels == []
+
+    job.queue_polls = 0  # meanwhile fal got to it
+    again = runs.start("tiny__s01")
+    assert again.wait() == 0, again.err.read_text()[-3000:]
+    report = again.report()
+    assert report["raw_clip"]["fal_request_id"] == job.request_id and report["raw_clip"]["cost_usd"] == 0.17
+    assert f"resuming request {job.request_id}" in again.err.read_text()
+    assert len(fake_fal.submits) == 1
+    [entry] = runs.ledger_entries()
+    assert entry.state == LedgerState.COMPLETED and entry.request_id == job.request_id
+
+
+def test_two_runs_at_once_under_a_budget_for_one_clip_submit_one(runs: Runs, fake_fal: FakeFal) -> None:
+    # two shots at $0.17 each, under a cap of $0.30, in two processes with their own Dagster instances
+    budget = {"SHOTLINE_BUDGET_USD": "0.30"}
+    children = [
+        runs.start("tiny__s01", instance="dagster-a", **budget),
+        runs.start("tiny__s02", instance="dagster-b", **budget),
+    ]
+
+    def one_refused() -> bool:
+        return any(c.process.poll() is not None for c in children) and len(fake_fal.submits) == 1
+
+    deadline = time.monotonic() + WAIT_S
+    while not one_refused():
+        assert time.monotonic() < deadline, "timed out waiting for one run to be refused"
+        time.sleep(0.02)
+    [refused] = [c for c in children if c.process.poll() is not None]
+    [running] = [c for c in children if c is not refused]
+    assert refused.wait() == 3
+    [failure] = refused.report()["failures"]
+    assert "SHOTLINE_BUDGET_USD=$0.30" in failure and "Nothing was submitted" in failure
+
+    the_job(fake_fal).queue_polls = 0  # the one that got through finishes
+    assert running.wait() == 0, running.err.read_text()[-3000:]
+    assert len(fake_fal.submits) == 1
+    spend = Budget(WorkStore(runs.home), 0.30).spend()
+    assert (spend.committed, spend.reserved) == (Decimal("0.17"), Decimal("0"))

@@ -1,0 +1,141 @@
+"""Secrets never leave: a storyboard runs through Dagster on fal (the fake server, with a known key) publishing
+to S3 (the local server, with known AWS keys), one clip succeeding and one failing on fal's answer; then every
+log line (Python logging, stdout and stderr), every Dagster event of every run (metadata included), every
+file Dagster, the working store and the publisher wrote, every published object (manifests included) and
+the repr of every resource and client are searched for the secrets."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from assets.resources import GeneratorResource, PublisherResource, WorkspaceResource
+from pipelines.definitions import build_definitions, resources_from_env
+from shotline.config import Settings
+from shotline.fal.client import FalQueueClient
+from shotline.generators.factory import build_generator
+from shotline.store import WorkStore
+from tests.fakes.fal_server import FakeFal
+from tests.fakes.s3_server import S3Env
+from tests.storyboard_factory import tiny_storyboard
+
+FAL_KEY = "7c1e04d2-shotline-key-id:f3a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5"
+AWS_ACCESS_KEY_ID = "AKIASHOTLINETEST7Q2X"
+AWS_SECRET_ACCESS_KEY = "wJalrXUtnSHOTLINE/K7MDENG/bPxRfiCYTESTKEY"
+SECRETS = {
+    "fal key": FAL_KEY,
+    "fal key secret half": FAL_KEY.split(":", 1)[1],
+    "AWS secret key": AWS_SECRET_ACCESS_KEY,
+}
+
+
+@pytest.fixture
+def fal() -> Iterator[FakeFal]:
+    fake = FakeFal(key=FAL_KEY).start()
+    fake.queue_polls, fake.progress_polls = 0, 1
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+def leaks(where: str, text: str | bytes) -> list[str]:
+    data = text.encode("utf-8", "replace") if isinstance(text, str) else text
+    return [f"{name} in {where}" for name, secret in SECRETS.items() if secret.encode() in data]
+
+
+def test_no_secret_in_logs_events_metadata_manifests_or_reprs(
+    tmp_path: Path,
+    fal: FakeFal,
+    s3_env: S3Env,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", AWS_ACCESS_KEY_ID)  # moto takes any keys
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET_ACCESS_KEY)
+    monkeypatch.setenv("FAL_KEY", FAL_KEY)
+    folder = tiny_storyboard(tmp_path / "storyboards", "secrets", n_shots=2)
+    env = {
+        "FAL_KEY": FAL_KEY,
+        "SHOTLINE_GENERATOR": "fal",
+        "SHOTLINE_FAL_QUEUE_URL": fal.url,
+        "SHOTLINE_FAL_POLL_INTERVAL_S": "0.01",
+        "SHOTLINE_STORYBOARDS": str(folder.parent),
+        "SHOTLINE_HOME": str(tmp_path / "home"),
+        "SHOTLINE_PUBLISH_URI": f"s3://{s3_env.bucket}/clips",
+    }
+    dagster_home = tmp_path / "dagster"
+    dagster_home.mkdir()
+    found: list[str] = []
+    with dg.instance_for_test(temp_dir=str(dagster_home)) as instance:
+        defs = build_definitions(env)
+        keys = ["secrets__s01", "secrets__s02"]
+        instance.add_dynamic_partitions("shots", keys)
+        job = defs.resolve_job_def("clip_job")
+        ok = job.execute_in_process(partition_key=keys[0], instance=instance, raise_on_error=False)
+        assert ok.success  # the key was sent and accepted: the fake answers 401 to any other
+        fal.fail_next(
+            "result",
+            status=200,
+            body={"video": {"url": "https://169.254.169.254/latest/meta-data/iam/clip.mp4"}},
+        )
+        failed = job.execute_in_process(partition_key=keys[1], instance=instance, raise_on_error=False)
+        assert not failed.success
+        failures = [e for e in failed.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+        assert failures and "fal video URL refused" in failures[0].step_failure_data.error.message  # type: ignore[union-attr]
+        assert len(fal.submits) == 2
+
+        for run in (ok, failed):
+            for entry in instance.all_logs(run.run_id):
+                found += leaks(f"event {entry.dagster_event_type}", dg.serialize_value(entry))
+                found += leaks("log message", entry.message)
+            record = instance.get_run_by_id(run.run_id)
+            assert record is not None
+            found += leaks("run config", dg.serialize_value(record))
+        metadata = [e.materialization.metadata for e in ok.get_asset_materialization_events()]
+        assert metadata and all(metadata)
+        found += leaks("materialization metadata", dg.serialize_value(metadata))
+
+    # everything written on disk: Dagster's storage, the working store (ledger, records, media)
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            found += leaks(str(path.relative_to(tmp_path)), path.read_bytes())
+    # everything published: media, thumbnails, manifests, latest.json, fal inputs
+    objects = s3_env.client.list_objects_v2(Bucket=s3_env.bucket).get("Contents", [])
+    assert any(o["Key"].endswith(".json") and "/secrets/s01/" in o["Key"] for o in objects)
+    for obj in objects:
+        body = s3_env.client.get_object(Bucket=s3_env.bucket, Key=obj["Key"])["Body"].read()
+        found += leaks(f"s3://{s3_env.bucket}/{obj['Key']}", body)
+
+    # the resources, the settings and the clients, as repr and str
+    store = WorkStore(tmp_path / "home")
+    shown = [
+        GeneratorResource(kind="fal", fal_key=FAL_KEY, fal_queue_url=fal.url),  # as a run resolves it
+        *resources_from_env(env).values(),
+        WorkspaceResource(storyboards=str(folder.parent), home=str(store.root)),
+        PublisherResource(publish_uri=env["SHOTLINE_PUBLISH_URI"]),
+        Settings.from_env(env),
+        build_generator(
+            kind="fal",
+            store=store,
+            fal_key=Settings.from_env(env).fal_key,
+            fal_queue_url=fal.url,
+            fal_model=fal.model,
+            budget_usd=None,
+            deadline_s=60,
+        ),
+        FalQueueClient(fal.url, Settings.from_env(env).fal_key, model=fal.model),  # type: ignore[arg-type]
+    ]
+    for obj in shown:
+        found += leaks(f"repr of {type(obj).__name__}", repr(obj)) + leaks(f"str of {type(obj).__name__}", str(obj))
+
+    out, err = capfd.readouterr()
+    found += leaks("stdout", out) + leaks("stderr", err) + leaks("Python logging", caplog.text)
+    assert "fal video URL refused" in err + caplog.text  # the failure did reach the logs that were searched
+    assert found == []
