@@ -4,7 +4,7 @@ clips cut into its reel. The same inputs and spec never render twice."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -18,6 +18,7 @@ from shotline.media.timing import output_frames
 from shotline.store import WorkStore
 from shotline.storyboard import Shot, Storyboard, resolve_inside
 
+_Rendered = TypeVar("_Rendered", "FinishedClip", "CutReel")
 FINAL_RECORDS = "finals"
 REEL_RECORDS = "reels"
 # Bump when the render recipe changes what comes out for the same inputs: old cache entries then miss.
@@ -149,12 +150,9 @@ class FinishedClip(BaseModel):
 
 def finish_clip(raw: Path, raw_sha256: str, spec: FinishSpec, store: WorkStore, label: str) -> FinishedClip:
     key = stable_hash({"raw": raw_sha256, "spec": _spec_key(spec), "render": RENDER_VERSION})
-    record = store.get_record(FINAL_RECORDS, key)
-    if record is not None:
-        done = FinishedClip.model_validate(record)
-        video, thumb = store.get(done.sha256, ".mp4"), store.get(done.thumbnail_sha256, ".jpg")
-        if video and thumb:
-            return done.model_copy(update={"path": video.path, "thumbnail_path": thumb.path, "cache_hit": True})
+    cached = _cached(store, FINAL_RECORDS, key, FinishedClip)
+    if cached is not None:
+        return cached
     with store.scratch(f"finish-{label}") as work:
         render = render_final(raw, spec, work / "final.mp4", work)
         thumbnail = make_thumbnail(work / "final.mp4", work / "thumb.jpg", spec.fade)
@@ -171,6 +169,18 @@ def finish_clip(raw: Path, raw_sha256: str, spec: FinishSpec, store: WorkStore, 
     )
     store.put_record(FINAL_RECORDS, key, done.model_dump(mode="json"))
     return done
+
+
+def _cached(store: WorkStore, kind: str, key: str, model: type[_Rendered]) -> _Rendered | None:
+    """A render recorded under `key` whose video and thumbnail are both still in the store."""
+    record = store.get_record(kind, key)
+    if record is None:
+        return None
+    done = model.model_validate(record)
+    video, thumb = store.get(done.sha256, ".mp4"), store.get(done.thumbnail_sha256, ".jpg")
+    if video is None or thumb is None:
+        return None
+    return done.model_copy(update={"path": video.path, "thumbnail_path": thumb.path, "cache_hit": True})
 
 
 class CutReel(BaseModel):
@@ -195,12 +205,9 @@ def cut_reel(storyboard: Storyboard, clips: list[tuple[str, Path, str]], store: 
             "render": RENDER_VERSION,
         }
     )
-    record = store.get_record(REEL_RECORDS, key)
-    if record is not None:
-        done = CutReel.model_validate(record)
-        video, thumb = store.get(done.sha256, ".mp4"), store.get(done.thumbnail_sha256, ".jpg")
-        if video and thumb:
-            return done.model_copy(update={"path": video.path, "thumbnail_path": thumb.path, "cache_hit": True})
+    cached = _cached(store, REEL_RECORDS, key, CutReel)
+    if cached is not None:
+        return cached
     with store.scratch(f"reel-{storyboard.id}") as work:
         render = render_reel(
             [path for _, path, _ in clips],
