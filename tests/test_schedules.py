@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from dagster._core.storage.dagster_run import DagsterRun
+from dagster._core.storage.defs_state.base import set_defs_state_storage
 
 from assets.resources import GeneratorResource, WorkspaceResource
 from pipelines.definitions import build_definitions
@@ -109,10 +110,13 @@ def test_without_autorun_the_sensor_registers_shots_and_runs_nothing(
 
 
 def tick(defs: dg.Definitions, name: str, instance: dg.DagsterInstance, **resources: object):
-    context = dg.build_schedule_context(
-        instance=instance, resources=resources, repository_def=defs.get_repository_def()
-    )
-    return defs.resolve_schedule_def(name).evaluate_tick(context)
+    # Loading definitions reads Dagster's "current" defs-state storage, which earlier tests can leave pointing
+    # at an instance that no longer exists: pin it to this test's instance.
+    with set_defs_state_storage(instance.defs_state_storage):
+        context = dg.build_schedule_context(
+            instance=instance, resources=resources, repository_def=defs.get_repository_def()
+        )
+        return defs.resolve_schedule_def(name).evaluate_tick(context)
 
 
 def _sweep(instance: dg.DagsterInstance, workspace: WorkspaceResource, generator: GeneratorResource):
@@ -253,8 +257,8 @@ def test_post_processing_follows_generation_and_nothing_paid_starts_by_itself(
         }
 
     with dg.instance_for_test() as instance:
-        # (resolved inside an instance: Dagster keeps a reference to the last one it saw)
-        graph = defs.resolve_asset_graph()
+        with set_defs_state_storage(instance.defs_state_storage):  # as in tick()
+            graph = defs.resolve_asset_graph()
         automated = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).automation_condition}
         assert automated == {"final_clip", "published_clip"}  # generation is never automated
         instance.add_dynamic_partitions("shots", ["auto__s01", "auto__s02"])
