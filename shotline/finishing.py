@@ -15,7 +15,7 @@ from shotline.media.frames import frame_size
 from shotline.media.postprocess import FinishResult, FinishSpec, LogoSpec, MusicSpec, make_thumbnail, render_final
 from shotline.media.reel import ReelResult, planned_duration, render_reel
 from shotline.media.timing import output_frames
-from shotline.store import WorkStore
+from shotline.store import StoredObject, WorkStore
 from shotline.storyboard import Shot, Storyboard, resolve_inside
 
 _Rendered = TypeVar("_Rendered", "FinishedClip", "CutReel")
@@ -159,16 +159,22 @@ def finish_clip(raw: Path, raw_sha256: str, spec: FinishSpec, store: WorkStore, 
         video = store.put_file(work / "final.mp4", ".mp4")
         thumb = store.put_file(work / "thumb.jpg", ".jpg")
     done = FinishedClip(
-        sha256=video.sha256,
-        path=video.path,
-        size=video.path.stat().st_size,
-        thumbnail_sha256=thumb.sha256,
-        thumbnail_path=thumb.path,
+        **_stored_fields(video, thumb),
         render=render,
         thumbnail=thumbnail,
     )
     store.put_record(FINAL_RECORDS, key, done.model_dump(mode="json"))
     return done
+
+
+def _stored_fields(video: StoredObject, thumb: StoredObject) -> dict[str, Any]:
+    return {
+        "sha256": video.sha256,
+        "path": video.path,
+        "size": video.path.stat().st_size,
+        "thumbnail_sha256": thumb.sha256,
+        "thumbnail_path": thumb.path,
+    }
 
 
 def _cached(store: WorkStore, kind: str, key: str, model: type[_Rendered]) -> _Rendered | None:
@@ -228,11 +234,7 @@ def cut_reel(storyboard: Storyboard, clips: list[tuple[str, Path, str]], store: 
         video = store.put_file(work / "reel.mp4", ".mp4")
         thumb = store.put_file(work / "thumb.jpg", ".jpg")
     done = CutReel(
-        sha256=video.sha256,
-        path=video.path,
-        size=video.path.stat().st_size,
-        thumbnail_sha256=thumb.sha256,
-        thumbnail_path=thumb.path,
+        **_stored_fields(video, thumb),
         render=render,
     )
     store.put_record(REEL_RECORDS, key, done.model_dump(mode="json"))

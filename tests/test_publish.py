@@ -188,8 +188,8 @@ def test_refusals(tmp_path: Path, media: tuple[Path, Path]) -> None:
 
 
 def test_publisher_for() -> None:
-    assert isinstance(publisher_for("file:///tmp/x%20y"), LocalPublisher)
-    assert publisher_for("file:///tmp/x%20y").root == Path("/tmp/x y")  # type: ignore[attr-defined]
+    assert isinstance(publisher_for("file:///srv/clips%20out"), LocalPublisher)
+    assert publisher_for("file:///srv/clips%20out").root == Path("/srv/clips out")  # type: ignore[attr-defined]
     with pytest.raises(InputError, match="unsupported publish destination"):
         publisher_for("https://example.com/pub")
     with pytest.raises(InputError, match="invalid bucket"):

@@ -23,6 +23,7 @@ from tests.fakes.fal_server import FakeFal
 from tests.fakes.s3_server import S3Env
 from tests.storyboard_factory import tiny_storyboard
 
+# Invented values, valid in shape only: the test searches everything written for them.
 FAL_KEY = "7c1e04d2-shotline-key-id:f3a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5"
 AWS_ACCESS_KEY_ID = "AKIASHOTLINETEST7Q2X"
 AWS_SECRET_ACCESS_KEY = "wJalrXUtnSHOTLINE/K7MDENG/bPxRfiCYTESTKEY"
