@@ -10,7 +10,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 DEFAULT_FAL_QUEUE_URL = "https://queue.fal.run"
+DEFAULT_FAL_REST_URL = "https://rest.fal.ai"
+DEFAULT_FAL_CDN_URL = "https://v3.fal.media"
+DEFAULT_FAL_API_URL = "https://api.fal.ai"
 DEFAULT_FAL_MODEL = "xai/grok-imagine-video/v1.5/image-to-video"
+DEFAULT_FAL_MAX_ATTEMPTS = 3
+# the local cache of a shared (s3://) working store: most bytes it keeps before evicting the least recently used
+DEFAULT_CACHE_MAX_BYTES = 20 << 30
 
 
 class Settings(BaseModel):
@@ -19,15 +25,32 @@ class Settings(BaseModel):
     fal_key: SecretStr | None = None
     generator: Literal["fal", "preview"] = "preview"
     fal_queue_url: str = DEFAULT_FAL_QUEUE_URL
+    fal_rest_url: str = DEFAULT_FAL_REST_URL
+    fal_cdn_url: str = DEFAULT_FAL_CDN_URL
+    fal_api_url: str = DEFAULT_FAL_API_URL
     fal_model: str = DEFAULT_FAL_MODEL
+    fal_max_attempts: int = DEFAULT_FAL_MAX_ATTEMPTS
     storyboards: str = "./storyboards"
     home: Path = Path("./.shotline")
     publish_uri: str = ""
     budget_usd: float | None = None
+    # SQLAlchemy URL of the request ledger, clip index and budget; "" = a SQLite file under `home`
+    database_url: str = ""
+    # the content-addressed working store; "" = `home` itself
+    store_uri: str = ""
+    cache_max_bytes: int = DEFAULT_CACHE_MAX_BYTES
 
     @property
     def publish_target(self) -> str:
         return self.publish_uri or str(self.home / "published")
+
+    @property
+    def database_target(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'shotline.db').resolve()}"
+
+    @property
+    def store_target(self) -> str:
+        return self.store_uri or str(self.home)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -41,9 +64,29 @@ class Settings(BaseModel):
             fal_key=SecretStr(key) if key else None,
             generator=generator,  # type: ignore[arg-type]
             fal_queue_url=env.get("SHOTLINE_FAL_QUEUE_URL") or DEFAULT_FAL_QUEUE_URL,
+            fal_rest_url=env.get("SHOTLINE_FAL_REST_URL") or DEFAULT_FAL_REST_URL,
+            fal_cdn_url=env.get("SHOTLINE_FAL_CDN_URL") or DEFAULT_FAL_CDN_URL,
+            fal_api_url=env.get("SHOTLINE_FAL_API_URL") or DEFAULT_FAL_API_URL,
             fal_model=env.get("SHOTLINE_FAL_MODEL") or DEFAULT_FAL_MODEL,
+            fal_max_attempts=_positive_int(env, "SHOTLINE_FAL_MAX_ATTEMPTS", DEFAULT_FAL_MAX_ATTEMPTS),
             storyboards=env.get("SHOTLINE_STORYBOARDS") or "./storyboards",
             home=Path(env.get("SHOTLINE_HOME") or "./.shotline"),
             publish_uri=env.get("SHOTLINE_PUBLISH_URI") or "",
             budget_usd=float(budget) if budget else None,
+            database_url=(env.get("SHOTLINE_DATABASE_URL") or "").strip(),
+            store_uri=(env.get("SHOTLINE_STORE_URI") or "").strip(),
+            cache_max_bytes=_positive_int(env, "SHOTLINE_CACHE_MAX_BYTES", DEFAULT_CACHE_MAX_BYTES),
         )
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{name} must be a whole number of at least 1, not {raw!r}")
+    return value
