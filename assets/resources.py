@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import dagster as dg
-from pydantic import Field, SecretStr
+from pydantic import Field, PrivateAttr, SecretStr
 
-from shotline.config import DEFAULT_FAL_MODEL, DEFAULT_FAL_QUEUE_URL
+from shotline.config import DEFAULT_CACHE_MAX_BYTES, DEFAULT_FAL_MODEL, DEFAULT_FAL_QUEUE_URL
 from shotline.generators.base import Generator
 from shotline.ledger import LedgerEntry
 from shotline.publish import Publisher, publisher_for
-from shotline.store import WorkStore
+from shotline.store import WorkStore, open_store
 from shotline.storyboard import Shot, Storyboard, load_storyboard, split_partition_key
 from shotline.storyboard_source import local_storyboards_root
 
@@ -24,12 +24,31 @@ class WorkspaceResource(dg.ConfigurableResource):
 
     storyboards: str = Field(default="./storyboards", description="SHOTLINE_STORYBOARDS: folder or s3://bucket/prefix")
     home: str = Field(default="./.shotline", description="SHOTLINE_HOME: the local working store")
+    store_uri: str = Field(
+        default="", description="SHOTLINE_STORE_URI: s3://bucket/prefix shared by every host; empty = SHOTLINE_HOME"
+    )
+    cache_max_bytes: int = Field(
+        default=DEFAULT_CACHE_MAX_BYTES, ge=1, description="SHOTLINE_CACHE_MAX_BYTES: local cache of an s3 store"
+    )
+
+    # Dagster gives every run and every sensor tick its own copy of the resource: these live that long.
+    _store: WorkStore | None = PrivateAttr(default=None)
+    _storyboards_root: Path | None = PrivateAttr(default=None)
 
     def store(self) -> WorkStore:
-        return WorkStore(self.home)
+        """The working store, opened and checked (ConfigError naming the variable) once per instance."""
+        if self._store is None:
+            store = open_store(self.store_uri, Path(self.home), cache_max_bytes=self.cache_max_bytes)
+            store.check()
+            self._store = store
+        return self._store
 
     def storyboards_root(self) -> Path:
-        return local_storyboards_root(self.storyboards, Path(self.home))
+        """The storyboards folder; an s3:// location is synced once per instance (one run or tick), so every
+        read in it sees the same snapshot."""
+        if self._storyboards_root is None:
+            self._storyboards_root = local_storyboards_root(self.storyboards, Path(self.home))
+        return self._storyboards_root
 
     def storyboard(self, storyboard_id: str) -> Storyboard:
         return load_storyboard(self.storyboards_root() / storyboard_id)

@@ -23,7 +23,12 @@ def resources_from_env(env: Mapping[str, str] | None = None) -> dict[str, dg.Con
     env = os.environ if env is None else env
     settings = Settings.from_env(env)
     return {
-        "workspace": WorkspaceResource(storyboards=settings.storyboards, home=str(settings.home)),
+        "workspace": WorkspaceResource(
+            storyboards=settings.storyboards,
+            home=str(settings.home),
+            store_uri=settings.store_uri,
+            cache_max_bytes=settings.cache_max_bytes,
+        ),
         "generator": GeneratorResource(
             kind=settings.generator,
             fal_key=dg.EnvVar("FAL_KEY") if env.get("FAL_KEY") else None,

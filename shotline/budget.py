@@ -1,33 +1,29 @@
-"""SHOTLINE_BUDGET_USD: a daily (UTC) cap on generation spend, shared by every process using the store.
+"""SHOTLINE_BUDGET_USD: a daily (UTC) cap on generation spend, shared by every host using the database.
 
-    records/budget/<YYYY-MM-DD>.json   {"committed": {id: {...}}, "reserved": {id: {...}}}, amounts as text
-    records/budget/<YYYY-MM-DD>.lock   flock'd for every read-modify-write, so concurrent runs never overshoot
-
-A paid submit first `reserve`s its estimated cost; afterwards the reservation is `settle`d (the request was
-or may have been billed: it becomes committed spend at the actual cost) or `release`d (nothing was billed).
-A reservation whose process died is neither: it keeps counting for its day, which errs on the side of the
-cap, since such a request may well have been billed.
+A paid submit first reserves its estimated cost (in the same transaction that records the submit); its
+reservation is later settled (the request was, or may have been, billed: committed at the billed cost) or
+released (fal did not bill it). Reserving locks the day's row (`SELECT ... FOR UPDATE` on Postgres,
+SQLite's write lock), so concurrent reservations from any number of hosts are serialised and never
+overshoot. A reservation whose worker died is neither settled nor released: it keeps counting until its
+request is followed to its end by another run, which errs on the side of the cap.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import json
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from shotline.db.engine import Database
+from shotline.db.tables import budget_days, budget_entries
 from shotline.errors import BudgetExceeded
-from shotline.fsutil import atomic_write_text
 from shotline.pricing import to_cents
-from shotline.store import WorkStore
-
-BUDGET_KIND = "budget"
 
 
 @dataclass(frozen=True)
@@ -36,13 +32,6 @@ class Reservation:
     day: str
     clip_key: str
     amount: Decimal
-
-    def to_dict(self) -> dict[str, str]:
-        return {"id": self.id, "day": self.day, "clip_key": self.clip_key, "amount": str(self.amount)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Reservation:
-        return cls(str(data["id"]), str(data["day"]), str(data["clip_key"]), Decimal(str(data["amount"])))
 
 
 @dataclass(frozen=True)
@@ -56,6 +45,10 @@ class DaySpend:
     def total(self) -> Decimal:
         return self.committed + self.reserved
 
+    @property
+    def left(self) -> Decimal | None:
+        return None if self.cap is None else max(Decimal("0.00"), self.cap - self.total)
+
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
@@ -66,12 +59,12 @@ class Budget:
 
     def __init__(
         self,
-        store: WorkStore,
+        db: Database,
         cap_usd: Decimal | float | str | None,
         *,
         now: Callable[[], datetime] = _utc_now,
     ) -> None:
-        self.store = store
+        self.db = db
         self.cap = None if cap_usd is None else to_cents(cap_usd)
         if self.cap is not None and self.cap < 0:
             raise ValueError(f"SHOTLINE_BUDGET_USD must not be negative, not {cap_usd}")
@@ -80,71 +73,86 @@ class Budget:
     def today(self) -> str:
         return self._now().astimezone(UTC).date().isoformat()
 
-    def path(self, day: str | date) -> Path:
-        return self.store.record_path(BUDGET_KIND, str(day))
-
     def spend(self, day: str | date | None = None) -> DaySpend:
         day = str(day or self.today())
-        with self._locked(day) as ledger:
-            return self._summary(day, ledger)
+        with self.db.begin() as conn:
+            return self._summary(conn, day)
 
-    def reserve(self, amount: Decimal | float, clip_key: str, *, label: str | None = None) -> Reservation:
+    def reserve(
+        self, amount: Decimal | float, clip_key: str, *, label: str | None = None, conn: Connection | None = None
+    ) -> Reservation:
         """Hold `amount` of today's budget for one paid submit, or raise BudgetExceeded."""
         amount = to_cents(amount)
         day = self.today()
-        with self._locked(day) as ledger:
-            spend = self._summary(day, ledger)
+        with self._transaction(conn) as tx:
+            self.db.insert_ignoring_duplicates(tx, budget_days, {"day": day})
+            tx.execute(sa.select(budget_days.c.day).where(budget_days.c.day == day).with_for_update())
+            spend = self._summary(tx, day)
             if self.cap is not None and spend.total + amount > self.cap:
                 what = f" for {label}" if label else ""
                 raise BudgetExceeded(
                     f"generating clip {clip_key}{what} would cost ${amount} and take today's spend "
                     f"({day}, UTC) over SHOTLINE_BUDGET_USD=${self.cap}: ${spend.committed} spent and "
-                    f"${spend.reserved} reserved by requests still running. Nothing was submitted. Raise "
-                    f"SHOTLINE_BUDGET_USD or wait for the next UTC day ({self.path(day)})"
+                    f"${spend.reserved} reserved by requests still running, on every host. Nothing was "
+                    "submitted. Raise SHOTLINE_BUDGET_USD or wait for the next UTC day"
                 )
             reservation = Reservation(uuid.uuid4().hex, day, clip_key, amount)
-            ledger["reserved"][reservation.id] = {
-                "clip_key": clip_key,
-                "amount": str(amount),
-                "at": self._now().isoformat(),
-            }
+            tx.execute(
+                sa.insert(budget_entries).values(
+                    id=reservation.id,
+                    day=day,
+                    clip_key=clip_key,
+                    amount_cents=_cents(amount),
+                    state="reserved",
+                    at=self._now().isoformat(),
+                )
+            )
             return reservation
 
-    def settle(self, reservation: Reservation, actual: Decimal | float | None = None) -> None:
+    def settle(
+        self, reservation: Reservation | str, actual: Decimal | float | None = None, *, conn: Connection | None = None
+    ) -> None:
         """The request was (or may have been) billed: count `actual` (default: what was reserved) as spent."""
-        amount = reservation.amount if actual is None else to_cents(actual)
-        with self._locked(reservation.day) as ledger:
-            ledger["reserved"].pop(reservation.id, None)
-            ledger["committed"][reservation.id] = {
-                "clip_key": reservation.clip_key,
-                "amount": str(amount),
-                "at": self._now().isoformat(),
-            }
+        rid = reservation.id if isinstance(reservation, Reservation) else reservation
+        values: dict[str, object] = {"state": "committed", "at": self._now().isoformat()}
+        if actual is not None:
+            values["amount_cents"] = _cents(to_cents(actual))
+        with self._transaction(conn) as tx:
+            tx.execute(sa.update(budget_entries).where(budget_entries.c.id == rid).values(**values))
 
-    def release(self, reservation: Reservation) -> None:
+    def release(self, reservation: Reservation | str, *, conn: Connection | None = None) -> None:
         """Nothing was billed: give the reserved amount back."""
-        with self._locked(reservation.day) as ledger:
-            ledger["reserved"].pop(reservation.id, None)
+        rid = reservation.id if isinstance(reservation, Reservation) else reservation
+        with self._transaction(conn) as tx:
+            tx.execute(
+                sa.update(budget_entries)
+                .where(budget_entries.c.id == rid)
+                .values(state="released", amount_cents=0, at=self._now().isoformat())
+            )
 
-    def _summary(self, day: str, ledger: dict[str, Any]) -> DaySpend:
-        committed = sum((Decimal(v["amount"]) for v in ledger["committed"].values()), Decimal("0"))
-        reserved = sum((Decimal(v["amount"]) for v in ledger["reserved"].values()), Decimal("0"))
-        return DaySpend(day, committed, reserved, self.cap)
+    def _summary(self, conn: Connection, day: str) -> DaySpend:
+        totals = dict(
+            conn.execute(
+                sa.select(budget_entries.c.state, sa.func.coalesce(sa.func.sum(budget_entries.c.amount_cents), 0))
+                .where(budget_entries.c.day == day)
+                .group_by(budget_entries.c.state)
+            ).all()
+        )
+        return DaySpend(
+            day,
+            Decimal(int(totals.get("committed", 0))) / 100,
+            Decimal(int(totals.get("reserved", 0))) / 100,
+            self.cap,
+        )
 
-    @contextlib.contextmanager
-    def _locked(self, day: str) -> Iterator[dict[str, Any]]:
-        """The day's ledger, read and written back under an exclusive flock."""
-        path = self.path(day)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.with_suffix(".lock").open("a+") as lock:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-            try:
-                ledger: dict[str, Any] = {"day": day, "committed": {}, "reserved": {}}
-                if path.is_file():
-                    ledger.update(json.loads(path.read_text()))
-                before = json.dumps(ledger, sort_keys=True)
-                yield ledger
-                if json.dumps(ledger, sort_keys=True) != before:
-                    atomic_write_text(path, json.dumps(ledger, sort_keys=True, indent=2))
-            finally:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+    @contextmanager
+    def _transaction(self, conn: Connection | None) -> Iterator[Connection]:
+        if conn is not None:
+            yield conn
+            return
+        with self.db.begin() as tx:
+            yield tx
+
+
+def _cents(amount: Decimal) -> int:
+    return int((amount * 100).to_integral_value())

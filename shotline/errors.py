@@ -35,6 +35,11 @@ class InputError(ShotlineError):
         return f"{', '.join(where)}: {self.detail}" if where else self.detail
 
 
+class ConfigError(InputError):
+    """A setting that cannot work (unreachable database, missing bucket, no permission): `field` names the
+    environment variable. Raised at start-up, before any money is spent."""
+
+
 class StoryboardError(InputError):
     """A storyboard file that cannot be loaded; may carry several problems at once."""
 

@@ -1,70 +1,80 @@
-"""The durable ledger of paid fal requests, one record per clip key, under the WorkStore.
+"""The durable ledger of paid fal requests, in the shared database: one row per attempt of a clip key.
 
-    records/fal-requests/<clip_key>.json   the record (written atomically)
-    records/fal-requests/<clip_key>.lock   flock'd while a process works on that clip
+States of an attempt:
 
-States: `submitting` is written *before* the POST, so a process that dies mid-submit leaves a trace that
-the outcome is unknown; `submitted` (with request id and URLs) lets any later run resume polling the same
-request instead of paying for a new one; then `completed`, `failed` or `cancelled`. Earlier attempts of the
-same clip are kept in `previous`, so what a clip cost in total stays known. Every record says whether the
-attempt was (or may have been) `billed` and what it cost (`cost_usd`).
+    submitting        written, with the canonical input and send time, *before* the POST: if the answer is
+                      lost, the request can be found again in fal's request listing and adopted
+    submitted         fal answered with a request id and URLs; any host can resume polling it
+    cancel_requested  PUT cancel was accepted (202): only a request, fal may still run it (and bill it), so it
+                      is followed to its end before anything else is submitted for the clip
+    completed         a video came back (billed)
+    failed            fal's answer says it failed; `billed` (True, False, or None = maybe), `retryable`
+    cancelled         fal proved the cancel (status client_cancelled / result 499): not billed
 
-Where it lives: under SHOTLINE_HOME, guarded by flock. Processes on several machines share it only if
-SHOTLINE_HOME is on a shared filesystem whose locks work across machines (NFSv4, EFS); otherwise give
-each machine its own SHOTLINE_HOME and run a given shot from one machine at a time.
+Every change of state is one transaction together with the budget reservation it settles or releases, so
+the ledger and the budget never disagree, whichever host dies when.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
-import re
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.engine import Connection
 
+from shotline.budget import Budget
+from shotline.db.engine import Database
+from shotline.db.leases import Lease
+from shotline.db.tables import fal_requests
 from shotline.fal.models import RequestHandle
-from shotline.store import WorkStore
 
-LEDGER_KIND = "fal-requests"
 # error_type of a finished, paid request whose video failed the checks (not one of fal's own types)
 REJECTED_ERROR_TYPE = "video_rejected"
-_SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 
 
 class LedgerState(StrEnum):
     SUBMITTING = "submitting"
     SUBMITTED = "submitted"
+    CANCEL_REQUESTED = "cancel_requested"
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
 
 
+# states in which a request may still run on fal (and be billed): never submit another beside one of these
+OPEN_STATES = frozenset({LedgerState.SUBMITTING, LedgerState.SUBMITTED, LedgerState.CANCEL_REQUESTED})
+
+
 class LedgerEntry(BaseModel):
-    """One clip's paid request. Parameters never hold image data: `image_sha256` names the image."""
+    """One attempt. Parameters never hold image data or signed URLs: `image_sha256` names the image."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="ignore")
 
+    id: int = 0
     clip_key: str
+    attempt: int = 1
     state: LedgerState
     storyboard_id: str
     shot_id: str
     model: str
     parameters: dict[str, Any] = Field(default_factory=dict)
+    input_sha256: str | None = None
     image_sha256: str | None = None
     estimated_cost_usd: float = 0.0
-    budget_reservation: dict[str, Any] | None = None
-    # X-Fal-Request-Timeout sent with the submit: fal drops the request if it has not started by then
+    budget_reservation: str | None = None
     start_timeout_s: float | None = None
+    origin: str = "submitted"
     created_at: str
     updated_at: str
+    sent_at: str | None = None
     host: str = ""
     pid: int = 0
     request_id: str | None = None
@@ -72,19 +82,20 @@ class LedgerEntry(BaseModel):
     response_url: str | None = None
     cancel_url: str | None = None
     submitted_at: str | None = None
+    cancel_requested_at: str | None = None
     finished_at: str | None = None
-    result: dict[str, Any] | None = None
+    outcome: str | None = None
+    billed: bool | None = None
+    billable_units: float | None = None
     cost_usd: float | None = None
-    timings: dict[str, float | str] = Field(default_factory=dict)
-    video_sha256: str | None = None
-    video_size: int | None = None
-    # what decoding the downloaded file showed (width, height, fps, frames, duration_s, has_audio)
-    decoded: dict[str, Any] | None = None
     error: str | None = None
     error_type: str | None = None
-    billed: bool | None = None
     retryable: bool | None = None
-    previous: list[dict[str, Any]] = Field(default_factory=list)
+    result: dict[str, Any] | None = None
+    decoded: dict[str, Any] | None = None
+    timings: dict[str, Any] = Field(default_factory=dict)
+    video_sha256: str | None = None
+    video_size: int | None = None
 
     @property
     def handle(self) -> RequestHandle | None:
@@ -98,15 +109,21 @@ class LedgerEntry(BaseModel):
         )
 
     @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_STATES
+
+    @property
     def where(self) -> str:
         return f"storyboard {self.storyboard_id!r}, shot {self.shot_id!r}"
 
     def public_view(self) -> dict[str, Any]:
         """What an observer (Dagster's event log, the UI) may see: no image bytes, URLs without their query
-        or user info, no budget bookkeeping, no earlier attempts. None values are left out."""
+        or user info, no budget bookkeeping. None values are left out."""
         view: dict[str, Any] = {
             "clip_key": self.clip_key,
+            "attempt": self.attempt,
             "fal_state": self.state.value,
+            "origin": self.origin,
             "model": self.model,
             "fal_request_id": self.request_id,
             "status_url": _without_secrets(self.status_url),
@@ -117,8 +134,11 @@ class LedgerEntry(BaseModel):
             "start_timeout_s": self.start_timeout_s,
             "submit_started_at": self.created_at,
             "submitted_at": self.submitted_at,
+            "cancel_requested_at": self.cancel_requested_at,
             "finished_at": self.finished_at,
+            "outcome": self.outcome,
             "billed": self.billed,
+            "billable_units": self.billable_units,
             "cost_usd": self.cost_usd,
             "error": self.error,
             "error_type": self.error_type,
@@ -134,103 +154,128 @@ def _utc_now() -> datetime:
 
 
 class RequestLedger:
-    """`on_write` is called with every record right after it is durably written (an observer: a Dagster
+    """`on_write` is called with every record right after it is committed (an observer: a Dagster
     observation, a log line). Its failures are reported to `on_write_error`, never raised."""
 
     def __init__(
         self,
-        store: WorkStore,
+        db: Database,
         *,
+        budget: Budget | None = None,
         now: Callable[[], datetime] = _utc_now,
         on_write: Callable[[LedgerEntry], None] | None = None,
         on_write_error: Callable[[str], None] | None = None,
     ) -> None:
-        self.store = store
+        self.db = db
+        self.budget = budget
         self.on_write = on_write
         self.on_write_error = on_write_error
         self._now = now
 
-    def path(self, clip_key: str) -> Path:
-        return self.store.record_path(LEDGER_KIND, _checked(clip_key))
+    # -- reading ------------------------------------------------------------------------------------------
+
+    def attempts(self, clip_key: str) -> list[LedgerEntry]:
+        """Every attempt of the clip, oldest first."""
+        query = sa.select(fal_requests).where(fal_requests.c.clip_key == clip_key).order_by(fal_requests.c.attempt)
+        with self.db.begin() as conn:
+            return [_entry(row) for row in conn.execute(query).mappings()]
 
     def get(self, clip_key: str) -> LedgerEntry | None:
-        data = self.store.get_record(LEDGER_KIND, _checked(clip_key))
-        return LedgerEntry.model_validate(data) if data is not None else None
+        """The clip's latest attempt."""
+        found = self.attempts(clip_key)
+        return found[-1] if found else None
 
-    @contextlib.contextmanager
-    def lock(self, clip_key: str, *, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
-        """Hold the clip's lock: across processes, one generate() per clip at a time.
+    def by_request_id(self, request_id: str) -> LedgerEntry | None:
+        with self.db.begin() as conn:
+            row = (
+                conn.execute(sa.select(fal_requests).where(fal_requests.c.request_id == request_id)).mappings().first()
+            )
+        return _entry(row) if row else None
 
-        `on_wait` is told when another process holds it (this call then blocks until it is free)."""
-        path = self.path(clip_key).with_suffix(".lock")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a+") as handle:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                if on_wait is not None:
-                    on_wait(f"another process is generating clip {clip_key}; waiting for it ({path})")
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    def for_storyboard(self, storyboard_id: str, shot_id: str | None = None) -> list[LedgerEntry]:
+        query = sa.select(fal_requests).where(fal_requests.c.storyboard_id == storyboard_id)
+        if shot_id is not None:
+            query = query.where(fal_requests.c.shot_id == shot_id)
+        query = query.order_by(fal_requests.c.shot_id, fal_requests.c.clip_key, fal_requests.c.attempt)
+        with self.db.begin() as conn:
+            return [_entry(row) for row in conn.execute(query).mappings()]
 
-    # -- transitions (call them while holding the lock) ---------------------------------------------------
+    def spent_usd(self, clip_key: str) -> float:
+        """What every attempt of the clip cost (billed or maybe billed), in USD."""
+        return round(sum(e.cost_usd or 0.0 for e in self.attempts(clip_key) if e.billed is not False), 2)
+
+    # -- transitions --------------------------------------------------------------------------------------
 
     def begin_submit(
         self,
+        lease: Lease | None,
         *,
         clip_key: str,
         storyboard_id: str,
         shot_id: str,
         model: str,
         parameters: dict[str, Any],
+        input_sha256: str,
         image_sha256: str,
         estimated_cost_usd: float,
-        budget_reservation: dict[str, Any] | None,
         start_timeout_s: float | None = None,
+        label: str | None = None,
     ) -> LedgerEntry:
-        now = self._stamp()
-        previous = self.get(clip_key)
-        history = []
-        if previous is not None:
-            history = [*previous.previous, previous.model_dump(mode="json", exclude={"previous"})]
-        entry = LedgerEntry(
+        """Record a new attempt as `submitting`, reserving its estimate from today's budget, in one
+        transaction that first proves this worker still holds the clip's lease. Raises BudgetExceeded
+        (nothing recorded) when the budget cannot take it."""
+        return self._insert(
+            lease,
             clip_key=clip_key,
-            state=LedgerState.SUBMITTING,
             storyboard_id=storyboard_id,
             shot_id=shot_id,
             model=model,
             parameters=parameters,
+            input_sha256=input_sha256,
             image_sha256=image_sha256,
             estimated_cost_usd=estimated_cost_usd,
-            budget_reservation=budget_reservation,
             start_timeout_s=start_timeout_s,
-            created_at=now,
-            updated_at=now,
-            host=socket.gethostname(),
-            pid=os.getpid(),
-            previous=history,
+            origin="submitted",
+            state=LedgerState.SUBMITTING,
+            label=label,
+            reserve=True,
         )
-        self._write(entry)
-        return entry
+
+    def record_duplicate(self, like: LedgerEntry, handle: RequestHandle, *, sent_at: str | None) -> LedgerEntry:
+        """Another request fal holds for the same input (a lost submit answered twice): its own attempt,
+        followed like any other, since fal bills it."""
+        entry = self._insert(
+            None,
+            clip_key=like.clip_key,
+            storyboard_id=like.storyboard_id,
+            shot_id=like.shot_id,
+            model=like.model,
+            parameters=like.parameters,
+            input_sha256=like.input_sha256,
+            image_sha256=like.image_sha256,
+            estimated_cost_usd=like.estimated_cost_usd,
+            start_timeout_s=like.start_timeout_s,
+            origin="duplicate",
+            state=LedgerState.SUBMITTED,
+            label=None,
+            reserve=False,
+            sent_at=sent_at,
+        )
+        return self._update(entry, **_handle_fields(handle), submitted_at=self._stamp())
 
     def mark_submit_unknown(self, entry: LedgerEntry, error: str) -> LedgerEntry:
         """The submit's answer was lost: stay `submitting` (outcome unknown), with what happened."""
         return self._update(entry, error=error, billed=None, retryable=False)
 
-    def mark_submitted(self, entry: LedgerEntry, handle: RequestHandle) -> LedgerEntry:
-        return self._update(
-            entry,
-            state=LedgerState.SUBMITTED,
-            request_id=handle.request_id,
-            status_url=handle.status_url,
-            response_url=handle.response_url,
-            cancel_url=handle.cancel_url,
-            submitted_at=self._stamp(),
-            error=None,
-        )
+    def mark_submitted(self, entry: LedgerEntry, handle: RequestHandle, *, origin: str | None = None) -> LedgerEntry:
+        changes: dict[str, Any] = {**_handle_fields(handle), "state": LedgerState.SUBMITTED, "error": None}
+        changes["submitted_at"] = self._stamp()
+        if origin:
+            changes["origin"] = origin
+        return self._update(entry, **changes)
+
+    def mark_cancel_requested(self, entry: LedgerEntry, reason: str) -> LedgerEntry:
+        return self._update(entry, state=LedgerState.CANCEL_REQUESTED, cancel_requested_at=self._stamp(), error=reason)
 
     def mark_completed(
         self,
@@ -238,16 +283,20 @@ class RequestLedger:
         *,
         result: dict[str, Any],
         cost_usd: float,
-        timings: dict[str, float | str],
+        billable_units: float | None,
+        timings: dict[str, Any],
         video_sha256: str,
         video_size: int,
         decoded: dict[str, Any] | None = None,
     ) -> LedgerEntry:
         return self._update(
             entry,
+            budget=("settle", cost_usd),
             state=LedgerState.COMPLETED,
+            outcome="succeeded",
             result=result,
             cost_usd=cost_usd,
+            billable_units=billable_units,
             timings=timings,
             video_sha256=video_sha256,
             video_size=video_size,
@@ -262,77 +311,149 @@ class RequestLedger:
         self,
         entry: LedgerEntry,
         *,
+        outcome: str,
         error: str,
         error_type: str | None,
-        billed: bool,
+        billed: bool | None,
         retryable: bool,
+        billable_units: float | None = None,
         cost_usd: float | None = None,
+        state: LedgerState = LedgerState.FAILED,
+        **extra: Any,
     ) -> LedgerEntry:
+        """A final outcome other than a usable video. billed True/None settles the reservation (at
+        `cost_usd`, default the estimate: a maybe-billed request counts against the cap); False releases it."""
+        if billed is False:
+            cost, budget = 0.0, ("release", None)
+        else:
+            cost = entry.estimated_cost_usd if cost_usd is None else cost_usd
+            budget = ("settle", cost)
         return self._update(
             entry,
-            state=LedgerState.FAILED,
+            budget=budget,
+            state=state,
+            outcome=outcome,
             error=error,
             error_type=error_type,
             billed=billed,
             retryable=retryable,
-            cost_usd=cost_usd,
+            billable_units=billable_units,
+            cost_usd=cost,
             finished_at=self._stamp(),
+            **extra,
         )
 
-    def mark_rejected(
-        self,
-        entry: LedgerEntry,
-        *,
-        reason: str,
-        result: dict[str, Any],
-        cost_usd: float,
-        video_sha256: str,
-        video_size: int,
-    ) -> LedgerEntry:
-        """fal finished and was paid, but the video is not what was asked: a failure that keeps the file."""
-        return self._update(
+    def mark_cancelled(self, entry: LedgerEntry, *, reason: str, billable_units: float | None = None) -> LedgerEntry:
+        """fal proved the cancel (client_cancelled / 499): nothing was billed."""
+        return self.mark_failed(
             entry,
-            state=LedgerState.FAILED,
+            outcome="cancelled",
             error=reason,
-            error_type=REJECTED_ERROR_TYPE,
-            billed=True,
-            retryable=False,
-            cost_usd=cost_usd,
-            result=result,
-            video_sha256=video_sha256,
-            video_size=video_size,
-            finished_at=self._stamp(),
-        )
-
-    def mark_cancelled(
-        self, entry: LedgerEntry, *, reason: str, billed: bool, cost_usd: float | None = None
-    ) -> LedgerEntry:
-        return self._update(
-            entry,
-            state=LedgerState.CANCELLED,
-            error=reason,
-            billed=billed,
+            error_type="client_cancelled",
+            billed=False,
             retryable=True,
-            cost_usd=cost_usd if cost_usd is not None else (entry.estimated_cost_usd if billed else 0.0),
-            finished_at=self._stamp(),
+            billable_units=billable_units,
+            state=LedgerState.CANCELLED,
         )
 
-    def _update(self, entry: LedgerEntry, **changes: Any) -> LedgerEntry:
-        updated = entry.model_copy(update={**changes, "updated_at": self._stamp()})
-        self._write(updated)
+    def forget_unknown_submit(self, entry: LedgerEntry, reason: str) -> LedgerEntry:
+        """A `submitting` attempt that fal's listing never showed, after its start timeout and the longest
+        plausible run had passed: it never reached fal's queue, nothing was billed."""
+        return self.mark_failed(
+            entry, outcome="never_queued", error=reason, error_type=None, billed=False, retryable=True
+        )
+
+    # -- plumbing -----------------------------------------------------------------------------------------
+
+    def _insert(
+        self,
+        lease: Lease | None,
+        *,
+        reserve: bool,
+        label: str | None,
+        state: LedgerState,
+        sent_at: str | None = None,
+        **fields: Any,
+    ) -> LedgerEntry:
+        now = self._stamp()
+        with self.db.begin() as conn:
+            if lease is not None:
+                lease.holds(conn)
+            last = conn.execute(
+                sa.select(sa.func.max(fal_requests.c.attempt)).where(fal_requests.c.clip_key == fields["clip_key"])
+            ).scalar()
+            reservation = None
+            if reserve and self.budget is not None:
+                reservation = self.budget.reserve(
+                    fields["estimated_cost_usd"], fields["clip_key"], label=label, conn=conn
+                )
+            values = {
+                **fields,
+                "attempt": (last or 0) + 1,
+                "state": state.value,
+                "budget_reservation": reservation.id if reservation else None,
+                "created_at": now,
+                "updated_at": now,
+                "sent_at": sent_at or now,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "timings": {},
+            }
+            new_id = conn.execute(sa.insert(fal_requests).values(**values)).inserted_primary_key[0]
+            row = conn.execute(sa.select(fal_requests).where(fal_requests.c.id == new_id)).mappings().one()
+        entry = _entry(row)
+        self._notify(entry)
+        return entry
+
+    def _update(
+        self, entry: LedgerEntry, *, budget: tuple[str, float | None] | None = None, **changes: Any
+    ) -> LedgerEntry:
+        changes["updated_at"] = self._stamp()
+        values = {k: (v.value if isinstance(v, StrEnum) else v) for k, v in changes.items()}
+        with self.db.begin() as conn:
+            conn.execute(sa.update(fal_requests).where(fal_requests.c.id == entry.id).values(**values))
+            if budget is not None:
+                self._apply_budget(conn, entry, *budget)
+            row = conn.execute(sa.select(fal_requests).where(fal_requests.c.id == entry.id)).mappings().one()
+        updated = _entry(row)
+        self._notify(updated)
         return updated
 
-    def _write(self, entry: LedgerEntry) -> None:
-        self.store.put_record(LEDGER_KIND, _checked(entry.clip_key), entry.model_dump(mode="json"))
-        if self.on_write is not None:
-            try:
-                self.on_write(entry)
-            except Exception as exc:  # an observer must never break the bookkeeping of money
-                if self.on_write_error is not None:
-                    self.on_write_error(f"ledger observer failed for clip {entry.clip_key}: {exc!r}")
+    def _apply_budget(self, conn: Connection, entry: LedgerEntry, action: str, amount: float | None) -> None:
+        if self.budget is None or not entry.budget_reservation:
+            return
+        if action == "settle":
+            self.budget.settle(entry.budget_reservation, None if amount is None else Decimal(str(amount)), conn=conn)
+        else:
+            self.budget.release(entry.budget_reservation, conn=conn)
+
+    def _notify(self, entry: LedgerEntry) -> None:
+        if self.on_write is None:
+            return
+        try:
+            self.on_write(entry)
+        except Exception as exc:  # an observer must never break the bookkeeping of money
+            if self.on_write_error is not None:
+                self.on_write_error(f"ledger observer failed for clip {entry.clip_key}: {exc!r}")
 
     def _stamp(self) -> str:
         return self._now().astimezone(UTC).isoformat()
+
+
+def _entry(row: Any) -> LedgerEntry:
+    data = dict(row)
+    data["timings"] = data.get("timings") or {}
+    data["parameters"] = data.get("parameters") or {}
+    return LedgerEntry.model_validate(data)
+
+
+def _handle_fields(handle: RequestHandle) -> dict[str, str]:
+    return {
+        "request_id": handle.request_id,
+        "status_url": handle.status_url,
+        "response_url": handle.response_url,
+        "cancel_url": handle.cancel_url,
+    }
 
 
 def _without_secrets(url: str | None) -> str | None:
@@ -341,9 +462,3 @@ def _without_secrets(url: str | None) -> str | None:
     parts = urlsplit(url)
     netloc = parts.netloc.rsplit("@", 1)[-1]
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def _checked(clip_key: str) -> str:
-    if not _SAFE_KEY.match(clip_key):
-        raise ValueError(f"clip key {clip_key!r} is not a safe file name ([A-Za-z0-9._-], max 201 chars)")
-    return clip_key

@@ -1,25 +1,15 @@
-"""Dagster on Postgres, for real: a PostgreSQL server started on loopback for this module, concurrent clip runs
+"""Dagster on Postgres, for real: the session's PostgreSQL server on loopback (the `postgres` fixture of
+tests/postgres_server.py, which fails, never skips, when no server can be started), concurrent clip runs
 (separate processes, as run workers are) storing their runs, events and pool slots in it, and the production
 Docker profile loaded against it.
-
-The server is Debian's PostgreSQL (`/usr/lib/postgresql/<version>/bin`) or whatever `initdb` is on PATH. It
-refuses to run as root, so as root the server runs as the `postgres` user from a data folder it owns. With no
-server installed these tests are skipped, saying so.
 """
 
 from __future__ import annotations
 
-import glob
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -28,100 +18,13 @@ import psycopg2
 import pytest
 import yaml
 from dagster._core.instance.ref import InstanceRef
+from sqlalchemy.engine import make_url
 
 from tests.fakes.fal_server import TEST_KEY, FakeFal
+from tests.postgres_server import Postgres
 from tests.storyboard_factory import tiny_storyboard
 
 REPO = Path(__file__).resolve().parents[1]
-SERVER_USER = "postgres"
-
-
-@dataclass(frozen=True)
-class Postgres:
-    host: str
-    port: int
-    user: str
-
-    def create_database(self) -> str:
-        name = f"shotline_{uuid.uuid4().hex[:10]}"
-        conn = psycopg2.connect(host=self.host, port=self.port, user=self.user, dbname="postgres")
-        try:
-            conn.autocommit = True  # CREATE DATABASE cannot run in a transaction
-            with conn.cursor() as cur:
-                cur.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            conn.close()
-        return name
-
-    def storage(self, db: str) -> dict[str, object]:
-        return {
-            "postgres": {
-                "postgres_db": {
-                    "hostname": self.host,
-                    "port": self.port,
-                    "username": self.user,
-                    "password": "trust",
-                    "db_name": db,
-                    "scheme": "postgresql+psycopg2",  # as in deploy/: the driver dagster-postgres installs
-                }
-            }
-        }
-
-
-def _bindir() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
-    if found:
-        return Path(found[-1]).parent
-    on_path = shutil.which("initdb")
-    return Path(on_path).parent if on_path else None
-
-
-def _as_server_user() -> list[str]:
-    if os.geteuid() != 0:
-        return []
-    runuser = shutil.which("runuser")
-    if runuser is None:
-        pytest.skip("PostgreSQL refuses to run as root and runuser is missing")
-    try:
-        subprocess.run(["id", SERVER_USER], check=True, capture_output=True)
-    except subprocess.CalledProcessError:
-        pytest.skip(f"PostgreSQL refuses to run as root and there is no {SERVER_USER!r} user to run it as")
-    return [runuser, "-u", SERVER_USER, "--"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[Postgres]:
-    bindir = _bindir()
-    if bindir is None:
-        pytest.skip("no PostgreSQL server installed (Debian: apt-get install postgresql); Postgres tests skipped")
-    prefix = _as_server_user()
-    root = Path(tempfile.mkdtemp(prefix="shotline-pg-"))
-    if prefix:
-        shutil.chown(root, SERVER_USER)
-    data, port = root / "data", _free_port()
-    subprocess.run(
-        [*prefix, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", SERVER_USER, "--no-sync", "-E", "UTF8"],
-        check=True,
-        capture_output=True,
-    )
-    options = f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off -c max_connections=200"
-    ctl = [*prefix, str(bindir / "pg_ctl"), "-D", str(data)]
-    subprocess.run(
-        [*ctl, "-l", str(root / "server.log"), "-o", options, "-w", "-t", "60", "start"],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield Postgres("127.0.0.1", port, SERVER_USER)
-    finally:
-        subprocess.run([*ctl, "-m", "immediate", "-w", "-t", "30", "stop"], capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def _dagster_home(tmp_path: Path, config: dict[str, object]) -> Path:
@@ -247,3 +150,28 @@ def test_production_docker_profile_runs_on_postgres(
         assert instance.event_log_storage.get_concurrency_info("fal").slot_count == 8
         instance.add_dynamic_partitions("shots", ["sb__s01"])
         assert instance.get_dynamic_partitions("shots") == ["sb__s01"]
+
+
+def test_the_fixture_hands_out_fresh_databases_reachable_by_their_url(postgres: Postgres) -> None:
+    first, second = postgres.create_database(), postgres.create_database()
+    assert first != second
+    url = make_url(postgres.url(first))
+    assert (url.drivername, url.username, url.password) == ("postgresql", postgres.user, None)
+    assert (url.host, url.port, url.database) == ("127.0.0.1", postgres.port, first)
+    assert postgres.host == "127.0.0.1"
+    conn = psycopg2.connect(postgres.url(first))  # libpq reads the same URL
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT current_database(), current_user, inet_server_port()")
+            assert cur.fetchone() == (first, postgres.user, postgres.port)
+            cur.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+            assert cur.fetchone() == (0,)  # fresh: nothing in it yet
+    finally:
+        conn.close()
+    db = postgres.storage(second)["postgres"]["postgres_db"]  # type: ignore[index]
+    assert (db["hostname"], db["port"], db["username"], db["db_name"]) == (
+        postgres.host,
+        postgres.port,
+        postgres.user,
+        second,
+    )

@@ -30,23 +30,22 @@ from shotline.fal.errors import (
     FalError,
     FalMediaError,
     FalProtocolError,
-    FalRequestFailed,
     FalUnavailable,
     FalValidationError,
     SubmitNotSent,
     SubmitOutcomeUnknown,
-    failure_is_retryable,
-    failure_may_be_billed,
     format_detail,
 )
 from shotline.fal.models import (
     LogEntry,
     QueueStatus,
     RequestHandle,
+    ResultAnswer,
     SubmitPayload,
     SubmitResponse,
     VideoResult,
 )
+from shotline.fal.outcomes import classify, is_final_answer
 from shotline.fsutil import atomic_path
 from shotline.netguard import UrlPolicy, guarded_stream
 
@@ -97,6 +96,7 @@ class FalQueueClient:
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
         max_retry_after: float = 120.0,
+        media_origins: Iterable[str] = (),
         sleep: SleepFn = time.sleep,
         clock: ClockFn = time.monotonic,
         rng: random.Random | None = None,
@@ -119,6 +119,7 @@ class FalQueueClient:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.max_retry_after = max_retry_after
+        self.media_origins = tuple(media_origins)
         self._key = key
         self._sleep = sleep
         self._clock = clock
@@ -130,9 +131,7 @@ class FalQueueClient:
         )
 
     def __repr__(self) -> str:
-        return (
-            f"FalQueueClient(base_url={self.base_url!r}, model={self.model!r}, key=SecretStr('**********'))"
-        )
+        return f"FalQueueClient(base_url={self.base_url!r}, model={self.model!r}, key=SecretStr('**********'))"
 
     def __enter__(self) -> FalQueueClient:
         return self
@@ -185,7 +184,11 @@ class FalQueueClient:
         url = f"{self.base_url}/{self.model}"
         headers = self._auth_headers()
         if start_timeout_s is not None:
+            # the start timeout (reference §15.3): the proven header name; on expiry fal answers 504 + user
             headers["X-Fal-Request-Timeout"] = f"{start_timeout_s:g}"
+        # the clip key names this model: fal must not reroute to another endpoint (§15.6, both spellings)
+        headers["x-app-fal-disable-fallback"] = "true"
+        headers["x-fal-disable-fallbacks"] = "true"
         try:
             response = self._http.post(url, json=body, headers=headers)
         except (
@@ -238,53 +241,30 @@ class FalQueueClient:
                 ) from exc
         raise self._answer_error(what, response, handle.request_id)
 
-    def result_json(self, handle: RequestHandle) -> dict[str, Any]:
-        """The raw output of a COMPLETED request; a failed one raises FalRequestFailed with fal's reason."""
-        what = f"result of request {handle.request_id}"
-        response = self._request("GET", handle.response_url, what=what, final=_is_request_failure)
-        if response.status_code == 200:
-            try:
-                data = response.json()
-            except ValueError as exc:
-                raise FalProtocolError(
-                    f"fal {what}: not JSON: {_snippet(response)}",
-                    retryable=True,
-                    request_id=handle.request_id,
-                    status_code=200,
-                ) from exc
-            if not isinstance(data, dict):
-                raise FalProtocolError(
-                    f"fal {what}: expected a JSON object, got {_snippet(response)}",
-                    retryable=False,
-                    billed=True,
-                    request_id=handle.request_id,
-                )
-            return data
-        if _is_transient(response) and not _is_request_failure(response):
-            raise self._answer_error(what, response, handle.request_id)
-        detail, error_type = _explain(response)
-        raise FalRequestFailed(
-            f"fal request {handle.request_id} failed (result HTTP {response.status_code}"
-            f"{', ' + error_type if error_type else ''}): {detail or 'no explanation given'}",
-            retryable=failure_is_retryable(error_type),
-            billed=failure_may_be_billed(error_type),
-            request_id=handle.request_id,
-            status_code=response.status_code,
-            error_type=error_type,
-            detail=detail,
-        )
+    def result(self, handle: RequestHandle) -> ResultAnswer:
+        """The final answer of a COMPLETED request, classified once (see `shotline.fal.outcomes`).
 
-    def result(self, handle: RequestHandle) -> VideoResult:
-        data = self.result_json(handle)
+        Only transport errors, gateway pages without x-fal-request-id and 429 repeat the GET (bounded); an
+        answer fal gave about the request is the stored one and is never fetched again."""
+        what = f"result of request {handle.request_id}"
+        response = self._request("GET", handle.response_url, what=what, final=is_final_answer)
+        if not is_final_answer(response) and not response.is_success:
+            raise self._answer_error(what, response, handle.request_id)
+        outcome = classify(response)
+        if not outcome.succeeded:
+            return ResultAnswer(outcome=outcome)
         try:
-            return VideoResult.model_validate(data)
-        except ValidationError as exc:
+            data = response.json()
+            video = VideoResult.model_validate(data).video
+        except (ValueError, ValidationError) as exc:
             raise FalProtocolError(
-                f"fal result of request {handle.request_id} has no usable video: {str(data)[:300]}",
+                f"fal result of request {handle.request_id} (HTTP {response.status_code}, billed) has no "
+                f"usable video: {_snippet(response, 300)}",
                 retryable=False,
                 billed=True,
                 request_id=handle.request_id,
             ) from exc
+        return ResultAnswer(outcome=outcome, video=video)
 
     def cancel(self, handle: RequestHandle, *, attempts: int | None = None) -> bool:
         """Ask fal to cancel. True if accepted; False if there was nothing to cancel (done or unknown).
@@ -356,6 +336,8 @@ class FalQueueClient:
             try:
                 # netguard: every hop must be public, or the configured queue origin, or allow-listed
                 policy = UrlPolicy.from_env().trusting(self.base_url)
+                for origin in self.media_origins:
+                    policy = policy.trusting(origin)
                 with guarded_stream(url, policy, timeout=self._http.timeout) as response:
                     if response.status_code == 200:
                         content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -573,14 +555,6 @@ def _auth_error(response: httpx.Response, what: str) -> FalAuthError:
 
 def _is_transient(response: httpx.Response) -> bool:
     return response.status_code in (408, 429) or response.status_code >= 500
-
-
-def _is_request_failure(response: httpx.Response) -> bool:
-    """A 5xx on a result URL that names an error type is the request's own (final) failure, not a hiccup."""
-    if "x-fal-error-type" in response.headers:
-        return True
-    body = _json(response)
-    return isinstance(body, dict) and bool(body.get("error_type"))
 
 
 def _json(response: httpx.Response) -> Any:

@@ -9,27 +9,6 @@ from typing import Any
 
 from shotline.errors import GenerationError
 
-# error_type values of infrastructure failures (reference/fal-queue-api.md §8.2, §8.6): fal never bills
-# server errors, and a new submit may succeed.
-INFRASTRUCTURE_ERROR_TYPES = frozenset(
-    {
-        "request_timeout",
-        "startup_timeout",
-        "generation_timeout",
-        "runner_scheduling_failure",
-        "runner_connection_timeout",
-        "runner_disconnected",
-        "runner_connection_refused",
-        "runner_connection_error",
-        "runner_incomplete_response",
-        "runner_server_error",
-        "internal_error",
-        "internal_server_error",
-        "downstream_service_unavailable",
-    }
-)
-CANCELLED_ERROR_TYPES = frozenset({"client_cancelled", "client_disconnected"})
-
 
 class FalError(GenerationError):
     """Something fal answered (or failed to answer). `detail` is fal's explanation when it gave one."""
@@ -101,16 +80,6 @@ class SubmitOutcomeUnknown(FalError):
 
     def __init__(self, message: str, *, request_id: str | None = None) -> None:
         super().__init__(message, retryable=False, billed=True, request_id=request_id)
-
-
-def failure_is_retryable(error_type: str | None) -> bool:
-    """Whether a new submit may succeed after a request failed with `error_type`."""
-    return error_type in INFRASTRUCTURE_ERROR_TYPES or error_type in CANCELLED_ERROR_TYPES
-
-
-def failure_may_be_billed(error_type: str | None) -> bool:
-    """fal never bills server errors; input and content errors (422 family) may be billed."""
-    return not (error_type in INFRASTRUCTURE_ERROR_TYPES or error_type in CANCELLED_ERROR_TYPES)
 
 
 def format_detail(detail: Any) -> str:

@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shotline.fal.outcomes import Outcome
+
 QueueState = Literal["IN_QUEUE", "IN_PROGRESS", "COMPLETED"]
 Resolution = Literal["480p", "720p"]
 
@@ -102,3 +104,12 @@ class VideoResult(_Lenient):
     """The model output the result endpoint returns on success."""
 
     video: VideoFile
+
+
+class ResultAnswer(BaseModel):
+    """A COMPLETED request's final answer: its classified outcome and, on success, the video."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    outcome: Outcome
+    video: VideoFile | None = None

@@ -8,6 +8,8 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
 
+from shotline.media.clip_facts import ClipFacts
+
 Resolution = Literal["480p", "720p"]
 
 # Frame size the model returns for a resolution, by source orientation (width, height) for landscape.
@@ -47,6 +49,8 @@ class GenerationResult(BaseModel):
     # submitted_at (ISO), queue_s, inference_s, download_s, total_s: whatever the generator knows
     timings: dict[str, float | str] = Field(default_factory=dict)
     parameters: dict[str, object] = Field(default_factory=dict)
+    # what decoding the file showed, when the generator already decoded it (so nobody decodes it twice)
+    checked: ClipFacts | None = None
 
 
 LogFn = Callable[[str], None]
