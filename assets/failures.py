@@ -17,7 +17,8 @@ def dagster_failures() -> Iterator[None]:
     try:
         yield
     except InputError as exc:
-        raise dg.Failure(description=str(exc), allow_retries=False) from None
+        # a source that may come back (network, timeout, 5xx) is left to the RetryPolicy; bad input is not
+        raise dg.Failure(description=str(exc), allow_retries=bool(getattr(exc, "retryable", False))) from None
     except GenerationError as exc:
         if exc.retryable:
             raise

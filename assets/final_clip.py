@@ -48,9 +48,9 @@ def final_clip(
         done = finish_clip(Path(raw_file.path), raw["sha256"], spec, store, context.partition_key)
     return dg.MaterializeResult(
         metadata={
-            "uri": done.path.resolve().as_uri(),
+            "uri": store.object_uri(done.sha256, ".mp4"),
             "sha256": done.sha256,
-            "thumbnail_uri": done.thumbnail_path.resolve().as_uri(),
+            "thumbnail_uri": store.object_uri(done.thumbnail_sha256, ".jpg"),
             "width": done.render.width,
             "height": done.render.height,
             "duration_s": done.render.duration_s,

@@ -11,6 +11,7 @@ from assets.failures import dagster_failures
 from assets.partitions import shots
 from assets.resources import GeneratorResource, PublisherResource, WorkspaceResource
 from assets.upstream import upstream_metadata
+from shotline.clip_index import ClipIndex
 from shotline.generation import clip_key, generate_clip
 from shotline.generators.base import GenerationRequest
 from shotline.images import check_image_current, image_url_for_fal, stored_image
@@ -58,7 +59,8 @@ def raw_clip(
                 )
             )
 
-        gen = generator.build(store, on_record=observe)
+        db = workspace.database()
+        gen = generator.build(store, db, on_record=observe)
         request = GenerationRequest(
             storyboard_id=storyboard.id,
             shot_id=shot.id,
@@ -75,14 +77,12 @@ def raw_clip(
             image_sha256=image.sha256,
             image_width=image.width,
             image_height=image.height,
-            image_url=image_url_for_fal(image, publish_uri=publisher.publish_uri, store=store)
-            if gen.name == "fal"
-            else None,
+            image_url=image_url_for_fal(image) if gen.name == "fal" else None,
             duration=shot.duration,
             resolution=shot.resolution,
         )
         try:
-            clip = generate_clip(request, gen, store, context.log.info)
+            clip = generate_clip(request, gen, store, ClipIndex(db), context.log.info)
         except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt):
             # The run is being terminated and the generator has just cancelled the fal request. Dagster would
             # turn the interrupt into a retry of this step (it has a RetryPolicy), and a retry would pay for
@@ -90,7 +90,7 @@ def raw_clip(
             raise _terminated(request, recorded[-1] if recorded else None) from None
     result = clip.result
     metadata: dict[str, object] = {
-        "uri": clip.path.resolve().as_uri(),
+        "uri": store.object_uri(clip.sha256, ".mp4"),
         "sha256": clip.sha256,
         "size_bytes": clip.size,
         "generator": result.generator,
@@ -129,15 +129,16 @@ def _terminated(request: GenerationRequest, entry: LedgerEntry | None) -> dg.Fai
     if rid is None:
         return dg.Failure(
             description=f"{where}: the run was terminated during the fal submit, so its outcome is unknown "
-            f"(it may have been queued and billed); the ledger keeps clip {entry.clip_key} as 'submitting' and "
-            "no run submits it again by itself",
+            f"(it may have been queued and billed); the next run of this shot looks the request up in fal's "
+            "listing and adopts it before ever submitting again",
             metadata={"fal_state": entry.state.value, "billed": "unknown"},
             allow_retries=False,
         )
-    if entry.state == LedgerState.CANCELLED:
-        cost = "it had started running, so it may be billed" if entry.billed else "it was still queued: not billed"
+    if entry.state == LedgerState.CANCEL_REQUESTED:
         outcome = (
-            f"fal request {rid} was cancelled ({cost}). Not retried: run the shot again to submit a new request"
+            f"fal accepted a cancel of request {rid}, but fal may still run it to the end (and bill it). Not "
+            "retried: the next run of this shot follows that request first and uses its video if it comes; only "
+            "once fal proves the cancel does it submit a new one"
         )
     else:
         outcome = (
@@ -149,7 +150,7 @@ def _terminated(request: GenerationRequest, entry: LedgerEntry | None) -> dg.Fai
         metadata={
             "fal_request_id": rid,
             "fal_state": entry.state.value,
-            "billed": bool(entry.billed),
+            "billed": "unknown" if entry.billed is None else bool(entry.billed),
             "cost_usd": entry.cost_usd or 0.0,
         },
         allow_retries=False,

@@ -10,7 +10,17 @@ from typing import Any, ClassVar
 import dagster as dg
 from pydantic import Field, PrivateAttr, SecretStr
 
-from shotline.config import DEFAULT_CACHE_MAX_BYTES, DEFAULT_FAL_MODEL, DEFAULT_FAL_QUEUE_URL
+from shotline.config import (
+    DEFAULT_CACHE_MAX_BYTES,
+    DEFAULT_FAL_API_URL,
+    DEFAULT_FAL_CDN_URL,
+    DEFAULT_FAL_MODEL,
+    DEFAULT_FAL_QUEUE_URL,
+    DEFAULT_FAL_REST_URL,
+)
+from shotline.db import Database, open_database
+from shotline.db.engine import sqlite_url
+from shotline.db.json_import import import_json_records
 from shotline.generators.base import Generator
 from shotline.ledger import LedgerEntry
 from shotline.publish import Publisher, publisher_for
@@ -30,6 +40,10 @@ class WorkspaceResource(dg.ConfigurableResource):
     cache_max_bytes: int = Field(
         default=DEFAULT_CACHE_MAX_BYTES, ge=1, description="SHOTLINE_CACHE_MAX_BYTES: local cache of an s3 store"
     )
+    database_url: str = Field(
+        default="",
+        description="SHOTLINE_DATABASE_URL: request ledger, clip index and budget; empty = SQLite under SHOTLINE_HOME",
+    )
 
     # Dagster gives every run and every sensor tick its own copy of the resource: these live that long.
     _store: WorkStore | None = PrivateAttr(default=None)
@@ -42,6 +56,12 @@ class WorkspaceResource(dg.ConfigurableResource):
             store.check()
             self._store = store
         return self._store
+
+    def database(self) -> Database:
+        """The shared database, migrated (ConfigError naming SHOTLINE_DATABASE_URL if it cannot be used)."""
+        db = open_database(self.database_url or sqlite_url(Path(self.home)))
+        import_json_records(db, Path(self.home))  # what earlier versions kept in files, once
+        return db
 
     def storyboards_root(self) -> Path:
         """The storyboards folder; an s3:// location is synced once per instance (one run or tick), so every
@@ -65,6 +85,16 @@ class GeneratorResource(dg.ConfigurableResource):
     kind: str = Field(default="preview", description="SHOTLINE_GENERATOR: fal or preview")
     fal_key: str | None = Field(default=None, repr=False, description="FAL_KEY, through an EnvVar (never shown)")
     fal_queue_url: str = Field(default=DEFAULT_FAL_QUEUE_URL, description="SHOTLINE_FAL_QUEUE_URL")
+    fal_rest_url: str = Field(default=DEFAULT_FAL_REST_URL, description="SHOTLINE_FAL_REST_URL: fal storage API")
+    fal_cdn_url: str = Field(
+        default=DEFAULT_FAL_CDN_URL, description="SHOTLINE_FAL_CDN_URL: fal's CDN (uploads, media)"
+    )
+    fal_api_url: str = Field(default=DEFAULT_FAL_API_URL, description="SHOTLINE_FAL_API_URL: fal's platform API")
+    fal_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="SHOTLINE_FAL_MAX_ATTEMPTS: most requests per clip after unbilled, retryable failures",
+    )
     fal_model: str = Field(default=DEFAULT_FAL_MODEL, description="SHOTLINE_FAL_MODEL")
     budget_usd: float | None = Field(default=None, description="SHOTLINE_BUDGET_USD: daily cap on generation spend")
     deadline_s: float = Field(
@@ -117,13 +147,20 @@ class GeneratorResource(dg.ConfigurableResource):
     def model(self) -> str | None:
         return self.fal_model if self.kind == "fal" else None
 
-    def build(self, store: WorkStore, *, on_record: Callable[[LedgerEntry], None] | None = None) -> Generator:
+    def build(
+        self, store: WorkStore, db: Database, *, on_record: Callable[[LedgerEntry], None] | None = None
+    ) -> Generator:
         """The generator; `on_record` sees every fal ledger record as it is written (fal only)."""
         from shotline.generators.factory import build_generator
 
         fal_options: dict[str, Any] = {}
         if self.kind == "fal":
             fal_options = {
+                "db": db,
+                "rest_url": self.fal_rest_url,
+                "cdn_url": self.fal_cdn_url,
+                "api_url": self.fal_api_url,
+                "max_attempts": self.fal_max_attempts,
                 "queue_timeout_s": self.queue_timeout_s,
                 "on_record": on_record,
                 "poll_interval": self.poll_interval_s,

@@ -15,17 +15,18 @@ CODE_VERSION = "1"
     code_version=CODE_VERSION,
     group_name="clips",
     kinds={"pillow"},
+    # only a source that may come back (SourceUnavailable: network, timeout, 5xx) is retried; bad input is not
+    retry_policy=dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
     description="The shot's still: fetched from the storyboard folder, https or s3, validated and normalised.",
 )
 def source_image(context: dg.AssetExecutionContext, workspace: WorkspaceResource) -> dg.MaterializeResult:
     with dagster_failures():
         storyboard, shot = workspace.shot(context.partition_key)
-        image = fetch_and_normalise(
-            shot.image, storyboard.folder, workspace.store(), storyboard_id=storyboard.id, shot_id=shot.id
-        )
+        store = workspace.store()
+        image = fetch_and_normalise(shot.image, storyboard.folder, store, storyboard_id=storyboard.id, shot_id=shot.id)
     return dg.MaterializeResult(
         metadata={
-            "uri": image.path.resolve().as_uri(),
+            "uri": store.object_uri(image.sha256, ".png"),
             "sha256": image.sha256,
             "origin": image.origin,
             "origin_kind": image.origin_kind,

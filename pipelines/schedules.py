@@ -150,9 +150,8 @@ def build_schedules(settings: OperatingSettings, *, ledger: dg.AssetKey | None =
         paid = generator.kind == "fal"
         budget_left = None
         if paid and generator.budget_usd is not None:
-            budget = Budget(workspace.store(), generator.budget_usd)
-            spend = budget.spend()
-            budget_left = max(Decimal(0), (budget.cap or Decimal(0)) - spend.total)
+            spend = Budget(workspace.database(), generator.budget_usd).spend()
+            budget_left = spend.left
             context.log.info(f"budget left today ({spend.day}, UTC): ${budget_left}")
         requests = sweep_requests(context.instance, found, budget_left=budget_left, paid=paid, log=context.log)
         if not requests:

@@ -9,6 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from shotline.db.engine import sqlite_url
+
 DEFAULT_FAL_QUEUE_URL = "https://queue.fal.run"
 DEFAULT_FAL_REST_URL = "https://rest.fal.ai"
 DEFAULT_FAL_CDN_URL = "https://v3.fal.media"
@@ -46,7 +48,7 @@ class Settings(BaseModel):
 
     @property
     def database_target(self) -> str:
-        return self.database_url or f"sqlite:///{(self.home / 'shotline.db').resolve()}"
+        return self.database_url or sqlite_url(self.home)
 
     @property
     def store_target(self) -> str:

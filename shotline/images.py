@@ -109,9 +109,7 @@ def source_image(
         data, resolved = _read_path(spec, storyboard_dir, max_bytes, refuse)
 
     try:
-        norm = normalise_image(
-            data, max_side=max_side, min_side=min_side, max_pixels=max_pixels, background=background
-        )
+        norm = normalise_image(data, max_side=max_side, min_side=min_side, max_pixels=max_pixels, background=background)
     except ImageRefused as e:
         raise refuse(f"{e} ({_redact(spec)})") from e
 
@@ -216,7 +214,7 @@ def stored_image(lineage: Mapping[str, Any], store: WorkStore) -> SourcedImage:
     stored = store.get(sha, ".png") if sha else None
     if stored is None:
         raise MediaError(
-            f"the normalised image {sha or '(no sha256)'} is not in the working store {store.root}: "
+            f"the normalised image {sha or '(no sha256)'} is not in the working store {store.location}: "
             "materialize source_image again"
         )
     # The next step may pay for this image: make sure it is still the one that was checked.
@@ -240,50 +238,12 @@ def check_image_current(image: SourcedImage, spec_image: str, *, storyboard_id: 
         )
 
 
-def image_url_for_fal(
-    img: SourcedImage,
-    *,
-    publish_uri: str,
-    store: WorkStore | None = None,
-    s3_client: BaseClient | None = None,
-    expires_s: int = FAL_URL_EXPIRES_S,
-) -> str | None:
-    """A URL fal can fetch the image from, or None to send it inline as a data URI.
-
-    - An https origin whose pixels normalisation left alone is passed through as written.
-    - Otherwise, when publishing to S3, the normalised PNG goes to `<prefix>/_inputs/<sha256>.png`
-      (once) and a presigned GET URL valid for `expires_s` is returned.
-    - Otherwise None.
-    """
+def image_url_for_fal(img: SourcedImage) -> str | None:
+    """A URL fal can fetch the image from as it is, or None: the generator then uploads the normalised still
+    to fal storage. Only an https origin whose pixels normalisation left alone is passed through as written."""
     if img.origin_kind == "https" and img.origin.startswith("https://") and not img.conversions:
         return img.origin
-    if not publish_uri.startswith("s3://"):
-        return None
-    bucket, prefix = s3.parse_s3_uri(publish_uri, require_key=False)
-    key = s3.join_key(prefix, "_inputs", f"{img.sha256}.png")
-    path = img.path
-    if not path.is_file() and store is not None:  # e.g. a lineage record from another machine's store
-        path = store.object_path(img.sha256, ".png")
-    if not path.is_file():
-        raise MediaError(f"the normalised image {img.sha256} is missing ({path})")
-    client = s3_client or s3.s3_client()
-    digest = s3.digest_file(path)
-    if digest.sha256 != img.sha256:
-        raise MediaError(f"stored image {path} no longer matches its sha256 {img.sha256}")
-    existing = s3.head(client, bucket, key)
-    if existing is None or not digest.matches(existing):
-        s3.upload_file(
-            client,
-            path,
-            bucket,
-            key,
-            digest=digest,
-            content_type="image/png",
-            cache_control="public, max-age=31536000, immutable",
-            metadata={"sha256": img.sha256},
-            transfer=_single_put_transfer(),
-        )
-    return s3.presign_get(bucket, key, expires_s, client=client)
+    return None
 
 
 def _single_put_transfer() -> TransferConfig:
@@ -358,9 +318,7 @@ def _fetch_s3(uri: str, max_bytes: int, client: BaseClient | None, refuse: Refus
             raise refuse(f"no such object: {uri}") from e
         if code == "NoSuchBucket":
             raise refuse(f"no such bucket: {bucket} ({uri})") from e
-        cls = (
-            SourceUnavailable if code.startswith("5") or code in ("SlowDown", "InternalError") else InputError
-        )
+        cls = SourceUnavailable if code.startswith("5") or code in ("SlowDown", "InternalError") else InputError
         raise refuse(f"cannot read {uri}: {s3.describe_error(e)}", cls) from e
     except NoCredentialsError as e:
         raise refuse(f"cannot read {uri}: {s3.describe_error(e)}") from e

@@ -10,6 +10,7 @@ States of an attempt:
     completed         a video came back (billed)
     failed            fal's answer says it failed; `billed` (True, False, or None = maybe), `retryable`
     cancelled         fal proved the cancel (status client_cancelled / result 499): not billed
+    resubmit_requested  no request: someone ran `shotline resubmit`, so the next run pays for a new one
 
 Every change of state is one transaction together with the budget reservation it settles or releases, so
 the ledger and the budget never disagree, whichever host dies when.
@@ -47,6 +48,8 @@ class LedgerState(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    # not a request: a person chose to pay for a new one (`shotline resubmit`); attempts count from here
+    RESUBMIT_REQUESTED = "resubmit_requested"
 
 
 # states in which a request may still run on fal (and be billed): never submit another beside one of these
@@ -354,6 +357,26 @@ class RequestLedger:
             retryable=True,
             billable_units=billable_units,
             state=LedgerState.CANCELLED,
+        )
+
+    def request_resubmit(self, last: LedgerEntry, *, by: str) -> LedgerEntry:
+        """Let the next run submit a new request for the clip, whatever ended the earlier ones."""
+        fields = {
+            name: getattr(last, name)
+            for name in ("clip_key", "storyboard_id", "shot_id", "model", "parameters", "input_sha256", "image_sha256")
+        }
+        return self._insert(
+            None,
+            **fields,
+            estimated_cost_usd=0.0,
+            start_timeout_s=None,
+            origin="resubmit",
+            state=LedgerState.RESUBMIT_REQUESTED,
+            label=None,
+            reserve=False,
+            error=f"resubmit requested by {by}",
+            billed=False,
+            cost_usd=0.0,
         )
 
     def forget_unknown_submit(self, entry: LedgerEntry, reason: str) -> LedgerEntry:

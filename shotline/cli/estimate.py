@@ -15,17 +15,17 @@ from decimal import Decimal
 
 from shotline.budget import Budget
 from shotline.cli.targets import storyboard_folder
+from shotline.clip_index import ClipIndex
 from shotline.config import Settings
+from shotline.db import Database, open_database
 from shotline.errors import InputError, StoryboardError
 from shotline.generation import cached_clip, clip_key
 from shotline.images import source_image
 from shotline.ledger import LedgerState, RequestLedger
 from shotline.pricing import estimate_cost
 from shotline.prompts import render_prompt
-from shotline.store import WorkStore
+from shotline.store import WorkStore, open_store
 from shotline.storyboard import Shot, Storyboard, load_storyboard
-
-_PAID = (LedgerState.SUBMITTED, LedgerState.COMPLETED)
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def why_free(sb: Storyboard, shot: Shot, store: WorkStore, scratch: WorkStore, settings: Settings) -> str:
+def why_free(sb: Storyboard, shot: Shot, store: WorkStore, db: Database, scratch: WorkStore, settings: Settings) -> str:
     """Why this shot would cost nothing now ("cached", "paid: request ..."), or "" if it would be paid for."""
     # Only local stills are looked at: the cache is keyed by the normalised image, and fetching a remote one
     # just to price it is not worth a surprise download.
@@ -62,27 +62,29 @@ def why_free(sb: Storyboard, shot: Shot, store: WorkStore, scratch: WorkStore, s
         duration=shot.duration,
         resolution=shot.resolution,
     )
-    if cached_clip(key, store) is not None:
+    if cached_clip(key, store, ClipIndex(db)) is not None:
         return "cached"
-    entry = RequestLedger(store).get(key)
-    if entry is not None and entry.state in _PAID:
-        return f"paid: fal request {entry.request_id} {entry.state.value}"
+    ledger = RequestLedger(db)
+    for entry in reversed(ledger.attempts(key)):
+        if entry.state == LedgerState.COMPLETED or entry.is_open:
+            return f"paid: fal request {entry.request_id or '(submit outcome unknown)'} {entry.state.value}"
     return ""
 
 
-def estimate_storyboard(sb: Storyboard, store: WorkStore, settings: Settings) -> list[ShotEstimate]:
+def estimate_storyboard(sb: Storyboard, store: WorkStore, db: Database, settings: Settings) -> list[ShotEstimate]:
     with tempfile.TemporaryDirectory(prefix="shotline-estimate-") as tmp:
         scratch = WorkStore(tmp)
         out = []
         for shot in sb.shots:
-            note = why_free(sb, shot, store, scratch, settings)
+            note = why_free(sb, shot, store, db, scratch, settings)
             cost = Decimal("0.00") if note else estimate_cost(shot.resolution, shot.duration)
             out.append(ShotEstimate(shot.id, shot.resolution, shot.duration, cost, note))
         return out
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    store = WorkStore(settings.home)
+    store = open_store(settings.store_uri, settings.home, cache_max_bytes=settings.cache_max_bytes)
+    db = open_database(settings.database_target)
     grand = Decimal("0.00")
     for target in args.storyboards:
         try:
@@ -92,7 +94,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             return 1
         print(f"{sb.id} on {settings.fal_model}:")
         total = Decimal("0.00")
-        for shot in estimate_storyboard(sb, store, settings):
+        for shot in estimate_storyboard(sb, store, db, settings):
             total += shot.cost
             note = f"  ({shot.note})" if shot.note else ""
             print(f"  {shot.shot_id:<28} {shot.resolution:>5} {shot.duration:>3} s  ${shot.cost:>6}{note}")
@@ -101,11 +103,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if len(args.storyboards) > 1:
         print(f"all storyboards: ${grand}")
     if settings.budget_usd is not None:
-        budget = Budget(store, settings.budget_usd)
+        budget = Budget(db, settings.budget_usd)
         day = budget.today()
-        # read-only: a day with no budget file has spent nothing (spend() would create its lock file)
-        spent = budget.spend(day).total if budget.path(day).is_file() else Decimal("0.00")
-        left = max(budget.cap - spent, Decimal("0.00")) if budget.cap is not None else None
+        today = budget.spend(day)
+        spent, left = today.total, today.left
         verdict = "fits" if left is not None and grand <= left else "does NOT fit"
         print(
             f"SHOTLINE_BUDGET_USD=${budget.cap}: ${spent} spent or reserved today ({day}, UTC), ${left} left; "

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from shotline.config import Settings
 from shotline.storyboard import STORYBOARD_FILE
+from shotline.storyboard_source import local_storyboards_root
 
 
 def storyboard_folder(target: str, settings: Settings) -> Path:
@@ -14,4 +15,5 @@ def storyboard_folder(target: str, settings: Settings) -> Path:
         return path
     if path.name == STORYBOARD_FILE:
         return path.parent
-    return Path(settings.storyboards) / target
+    # an s3:// location is read through its current local snapshot
+    return local_storyboards_root(settings.storyboards, settings.home) / target

@@ -60,6 +60,11 @@ class Database:
         return bool(conn.execute(statement).rowcount)
 
 
+def sqlite_url(home: Path) -> str:
+    """The default database: a SQLite file in SHOTLINE_HOME (enough for one host)."""
+    return f"sqlite:///{(home / 'shotline.db').resolve()}"
+
+
 def open_database(url: str) -> Database:
     """The database at `url` (a SQLAlchemy URL, `postgresql://...` or `sqlite:///...`), migrated, once per
     process. Raises ConfigError naming SHOTLINE_DATABASE_URL when it cannot be reached or used."""

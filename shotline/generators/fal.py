@@ -212,9 +212,10 @@ class FalGenerator:
     def _refuse_if_done_trying(self, attempts: list[LedgerEntry], request: GenerationRequest, log: LogFn) -> None:
         """Before a new submit: allowed for a first attempt, after a proven cancel, and after unbilled,
         retryable failures while fewer than `max_attempts` requests were tried."""
-        if not attempts or attempts[-1].state == LedgerState.CANCELLED:
+        if not attempts or attempts[-1].state in (LedgerState.CANCELLED, LedgerState.RESUBMIT_REQUESTED):
             return
         last = attempts[-1]
+        since = max((a.attempt for a in attempts if a.state == LedgerState.RESUBMIT_REQUESTED), default=0)
         where = _where(request)
         if not (last.retryable and last.billed is False):
             billed = {True: "it was billed", None: "it may have been billed", False: "it was not billed"}[last.billed]
@@ -228,7 +229,7 @@ class FalGenerator:
                 request_id=last.request_id,
                 error_type=last.error_type,
             )
-        tried = sum(1 for a in attempts if a.state == LedgerState.FAILED)
+        tried = sum(1 for a in attempts if a.state == LedgerState.FAILED and a.attempt > since)
         if tried >= self.max_attempts:
             raise FalRequestFailed(
                 f"{where}: {tried} fal requests for this clip failed (none billed), the last one "
