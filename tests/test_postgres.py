@@ -6,7 +6,6 @@ Docker profile loaded against it.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -67,8 +66,21 @@ def _max_overlap(intervals: list[tuple[datetime, datetime]]) -> int:
     return peak
 
 
+def _ledger(postgres: Postgres, db: str) -> list[dict[str, object]]:
+    """The request ledger's rows (one per paid-request attempt), read from the database the runs shared."""
+    conn = psycopg2.connect(postgres.url(db))
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT clip_key, attempt, submitted_at, finished_at FROM fal_requests")
+            names = [column.name for column in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    finally:
+        conn.close()
+
+
 def test_concurrent_clip_runs_on_postgres_storage(postgres: Postgres, fake_fal: FakeFal, tmp_path: Path) -> None:
     home = _dagster_home(tmp_path, {"storage": postgres.storage(postgres.create_database())})
+    shotline_db = postgres.create_database()  # the request ledger, clip index and budget, as in deploy/
     _dagster_cli("instance", "concurrency", "set", "fal", "2", home=home)  # the pool command of the README
     root = tmp_path / "storyboards"
     tiny_storyboard(root, "pg", n_shots=4, duration=1)
@@ -80,6 +92,10 @@ def test_concurrent_clip_runs_on_postgres_storage(postgres: Postgres, fake_fal: 
         "FAL_KEY": TEST_KEY,
         "SHOTLINE_GENERATOR": "fal",
         "SHOTLINE_FAL_QUEUE_URL": fake_fal.url,
+        "SHOTLINE_FAL_CDN_URL": fake_fal.cdn_url,
+        "SHOTLINE_FAL_REST_URL": fake_fal.rest_url,
+        "SHOTLINE_FAL_API_URL": fake_fal.api_url,
+        "SHOTLINE_DATABASE_URL": postgres.url(shotline_db),
         "SHOTLINE_FAL_POLL_INTERVAL_S": "0.05",
         "SHOTLINE_FAL_MAX_POLL_INTERVAL_S": "0.1",
         "SHOTLINE_STORYBOARDS": str(root),
@@ -116,10 +132,13 @@ def test_concurrent_clip_runs_on_postgres_storage(postgres: Postgres, fake_fal: 
             shot = key.split("__")[1]
             assert (tmp_path / "published" / "pg" / shot / "latest.json").is_file()
 
-        ledger = [json.loads(p.read_text()) for p in (tmp_path / "work" / "records" / "fal-requests").glob("*.json")]
+        ledger = _ledger(postgres, shotline_db)
         assert len(ledger) == len(keys)
+        assert sorted(e["attempt"] for e in ledger) == [1] * len(keys)  # one request per clip key
+        assert len({e["clip_key"] for e in ledger}) == len(keys)
         in_flight = [
-            (datetime.fromisoformat(e["submitted_at"]), datetime.fromisoformat(e["finished_at"])) for e in ledger
+            (datetime.fromisoformat(str(e["submitted_at"])), datetime.fromisoformat(str(e["finished_at"])))
+            for e in ledger
         ]
         assert _max_overlap(in_flight) <= 2, "more fal requests in flight than the pool allows"
         info = instance.event_log_storage.get_concurrency_info("fal")

@@ -280,7 +280,7 @@ def test_a_credential_written_into_the_uri_is_not_repeated(tmp_path: Path) -> No
 
 def test_a_file_is_not_a_store_folder(tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("")
-    with pytest.raises(StoreConfigError, match="SHOTLINE_STORE_URI.*is a file"):
+    with pytest.raises(StoreConfigError, match=r"SHOTLINE_STORE_URI.*is a file"):
         open_store(str(tmp_path / "a-file"), tmp_path / "home", cache_max_bytes=1)
 
 
@@ -296,7 +296,7 @@ def test_check_without_credentials_names_the_variable_and_no_secret(
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     store = open_store(s3_env.uri(PREFIX), tmp_path / "home", cache_max_bytes=1 << 20)
-    with pytest.raises(StoreConfigError, match="SHOTLINE_STORE_URI.*no AWS credentials") as caught:
+    with pytest.raises(StoreConfigError, match=r"SHOTLINE_STORE_URI.*no AWS credentials") as caught:
         store.check()
     assert caught.value.field == "SHOTLINE_STORE_URI"
 
@@ -330,6 +330,47 @@ def test_the_workspace_resource_opens_the_store_once(s3_env: S3Env, tmp_path: Pa
     store = workspace.store()
     assert isinstance(store, S3WorkStore) and store.cache.max_bytes == 1 << 20 and workspace.store() is store
     bad = WorkspaceResource(home=str(tmp_path / "home"), store_uri="s3://no-such-bucket-for-shotline/x")
-    with pytest.raises(ConfigError, match="SHOTLINE_STORE_URI.*does not exist"):
+    with pytest.raises(ConfigError, match=r"SHOTLINE_STORE_URI.*does not exist"):
         bad.store()
     assert type(WorkspaceResource(home=str(tmp_path / "home")).store()) is WorkStore
+
+
+# --- through Dagster: hosts that share only the bucket --------------------------------------------------
+
+
+def test_final_clip_on_a_host_that_never_made_the_raw_clip(
+    s3_env: S3Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dagster as dg
+
+    from assets.upstream import latest_metadata_or_none
+    from pipelines.definitions import build_definitions
+    from tests.storyboard_factory import tiny_storyboard
+
+    monkeypatch.delenv("FAL_KEY", raising=False)
+    tiny_storyboard(tmp_path / "boards", "tiny", n_shots=1, duration=1)
+    shared = {
+        "SHOTLINE_STORYBOARDS": str(tmp_path / "boards"),
+        "SHOTLINE_PUBLISH_URI": str(tmp_path / "published"),
+        "SHOTLINE_STORE_URI": s3_env.uri(PREFIX),
+    }
+    key = "tiny__s01"
+
+    def run_on(home: Path, assets: list[str], instance: dg.DagsterInstance) -> None:
+        job = build_definitions({**shared, "SHOTLINE_HOME": str(home)}).resolve_implicit_global_asset_job_def()
+        selection = [dg.AssetKey(a) for a in assets]
+        assert job.execute_in_process(partition_key=key, instance=instance, asset_selection=selection).success
+
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("shots", [key])
+        run_on(tmp_path / "host-a", ["source_image", "clip_prompt", "raw_clip"], instance)
+        shutil.rmtree(tmp_path / "host-a")  # that host is gone
+        run_on(tmp_path / "host-b", ["final_clip", "published_clip"], instance)
+        raw = latest_metadata_or_none(instance, "raw_clip", key)
+        final = latest_metadata_or_none(instance, "final_clip", key)
+    assert raw is not None and raw["uri"].startswith(s3_env.uri(f"{PREFIX}/objects/"))
+    assert final is not None and final["uri"] == s3_env.uri(
+        f"{PREFIX}/objects/{final['sha256'][:2]}/{final['sha256']}.mp4"
+    )
+    assert (tmp_path / "host-b" / "cache" / "objects" / raw["sha256"][:2] / f"{raw['sha256']}.mp4").is_file()
+    assert list((tmp_path / "published" / "tiny" / "s01").glob("*.mp4"))

@@ -357,8 +357,13 @@ class FakeFal:
 
     def stop(self) -> None:
         self._release.set()
+        # each shutdown waits for its serve_forever poll: wait for all four at once
+        stoppers = [threading.Thread(target=server.shutdown, daemon=True) for server in self._servers.values()]
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join(timeout=5)
         for server in self._servers.values():
-            server.shutdown()
             server.server_close()
         for thread in self._threads:
             thread.join(timeout=5)
