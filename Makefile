@@ -7,7 +7,7 @@ DAGSTER_HOME ?= $(CURDIR)/.dagster
 # generation requests in flight at once (the `fal` pool); match your fal account's concurrency limit
 FAL_POOL ?= 2
 
-.PHONY: demo test install dev pools lint bench bench-backfill lock clean
+.PHONY: demo test install postgres-server dev pools lint bench bench-backfill lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "shotline needs Python 3.11 or newer")'
@@ -35,8 +35,31 @@ pools: $(STAMP) $(DAGSTER_HOME)/dagster.yaml  ## set the fal pool limit now: mak
 demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml $(DAGSTER_HOME)/.pool-fal-$(FAL_POOL)  ## run the clip job on every demo shot, then the reel
 	DAGSTER_HOME=$(DAGSTER_HOME) $(PY) -m pipelines.demo
 
-test: $(STAMP)  ## the whole test suite
+test: $(STAMP) postgres-server  ## the whole test suite
 	$(PY) -m pytest -q
+
+# tests/test_postgres.py runs Dagster and the ledger on a real PostgreSQL server (tests/postgres_server.py starts
+# it on loopback), so `make test` installs Debian's server package when no initdb is found. No stamp: finding
+# initdb is the check, and it is instant once the package is there.
+PG_APT := apt-get install -y --no-install-recommends postgresql
+postgres-server:
+	@has_initdb() { \
+	  for f in /usr/lib/postgresql/*/bin/initdb; do [ -x "$$f" ] && return 0; done; \
+	  command -v initdb >/dev/null 2>&1; \
+	}; \
+	has_initdb && exit 0; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "make test: no PostgreSQL server found (initdb) and no apt-get to install one: install PostgreSQL's server programs" >&2; \
+	  exit 1; \
+	fi; \
+	if [ "$$(id -u)" -eq 0 ]; then sudo=; \
+	elif command -v sudo >/dev/null 2>&1; then sudo=sudo; \
+	else echo "make test: no PostgreSQL server found; as root, run: $(PG_APT)" >&2; exit 1; fi; \
+	echo "make test: installing Debian's postgresql package ($${sudo:+sudo }$(PG_APT)): tests/test_postgres.py runs a real PostgreSQL server and none is installed"; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive $(PG_APT) \
+	  || { $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive $(PG_APT); } \
+	  || { echo "make test: could not install postgresql with apt-get (see above)" >&2; exit 1; }; \
+	has_initdb || { echo "make test: postgresql is installed but no initdb is under /usr/lib/postgresql/*/bin or on PATH" >&2; exit 1; }
 
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml $(DAGSTER_HOME)/.pool-fal-$(FAL_POOL)  ## the Dagster UI and daemon on http://127.0.0.1:3000
 	DAGSTER_HOME=$(DAGSTER_HOME) $(VENV)/bin/dagster dev -w workspace.yaml

@@ -109,6 +109,12 @@ class GeneratorResource(dg.ConfigurableResource):
         description="SHOTLINE_FAL_QUEUE_TIMEOUT_S: sent as X-Fal-Request-Timeout, how long fal may keep a "
         "request waiting to start before dropping it (unbilled); default: the deadline",
     )
+    lease_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="SHOTLINE_FAL_LEASE_S: a worker holds its clip this long without renewing before another "
+        "host may take it over (after a crash)",
+    )
     poll_interval_s: float = Field(
         default=0.5, gt=0, description="SHOTLINE_FAL_POLL_INTERVAL_S: first wait between status polls"
     )
@@ -124,6 +130,7 @@ class GeneratorResource(dg.ConfigurableResource):
         "SHOTLINE_FAL_QUEUE_TIMEOUT_S": "queue_timeout_s",
         "SHOTLINE_FAL_POLL_INTERVAL_S": "poll_interval_s",
         "SHOTLINE_FAL_MAX_POLL_INTERVAL_S": "max_poll_interval_s",
+        "SHOTLINE_FAL_LEASE_S": "lease_s",
     }
 
     @classmethod
@@ -161,6 +168,7 @@ class GeneratorResource(dg.ConfigurableResource):
                 "cdn_url": self.fal_cdn_url,
                 "api_url": self.fal_api_url,
                 "max_attempts": self.fal_max_attempts,
+                "generator_options": {"lease_s": self.lease_s},
                 "queue_timeout_s": self.queue_timeout_s,
                 "on_record": on_record,
                 "poll_interval": self.poll_interval_s,

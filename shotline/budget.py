@@ -140,8 +140,8 @@ class Budget:
         )
         return DaySpend(
             day,
-            Decimal(int(totals.get("committed", 0))) / 100,
-            Decimal(int(totals.get("reserved", 0))) / 100,
+            Decimal(int(totals.get("committed", 0))).scaleb(-2),  # whole cents: 1.70, not 1.7
+            Decimal(int(totals.get("reserved", 0))).scaleb(-2),
             self.cap,
         )
 

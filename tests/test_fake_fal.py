@@ -540,6 +540,18 @@ def test_an_unpolled_request_finishes_on_its_own_and_a_lost_submit_shows_up_in_t
     assert done.status_code == 200 and done.json()["status"] == "COMPLETED"
 
 
+def test_a_request_whose_status_is_asked_for_is_moved_by_polls_even_through_faults(
+    fake_fal: FakeFal, http: httpx.Client
+) -> None:
+    fake_fal.unpolled_finish_s = 0.1
+    fake_fal.fail_next("status", status=503, body={"detail": "Service unavailable"})
+    request = submit(http, fake_fal)
+    assert status(http, request).status_code == 503  # the client is watching, fal's answer got lost
+    time.sleep(0.15)
+    assert status(http, request).json()["status"] == "IN_QUEUE"  # still poll-counted, not finished on its own
+    assert fake_fal.bills == {}
+
+
 # -- the rest of the §13 checklist -----------------------------------------------------------------------------
 
 

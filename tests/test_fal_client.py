@@ -20,13 +20,13 @@ from shotline.fal.errors import (
     FalAuthError,
     FalDeadlineExceeded,
     FalMediaError,
-    FalRequestFailed,
     FalUnavailable,
     FalValidationError,
     SubmitNotSent,
     SubmitOutcomeUnknown,
 )
 from shotline.fal.models import LogEntry, RequestHandle, SubmitPayload, SubmitResponse
+from shotline.fal.outcomes import OutcomeKind
 from tests.fakes.clock import FakeClock
 from tests.fakes.fal_server import DEFAULT_LOG_LINES, LOCKED_DETAIL, MODEL, FakeFal, nginx_error
 from tests.media_check import inspect_mp4
@@ -66,6 +66,8 @@ def make_client(fake_fal: FakeFal, clock: FakeClock) -> ClientFactory:
         key = options.pop("key", fake_fal.key)
         base_url = options.pop("base_url", fake_fal.url)
         options.setdefault("poll_interval", 1.0)
+        # generated media comes from fal's CDN, a separate origin (the fake's cdn_url)
+        options.setdefault("media_origins", (fake_fal.cdn_url,))
         client = FalQueueClient(
             base_url, SecretStr(key), model=MODEL, sleep=clock.sleep, clock=clock.monotonic, **options
         )
@@ -190,10 +192,33 @@ def test_the_fake_accepts_logs_spellings_trailing_slashes_and_both_path_forms(fa
         progress = http.get(f"/xai/grok-imagine-video/requests/{rid}/status", params={"logs": "0"}).json()
         assert progress["status"] == "IN_PROGRESS" and progress["logs"] is None
         assert http.get(f"/xai/requests/{rid}/status").status_code == 404
+        # a cancel only asks (reference §15.1): a running app that ignores it (the default) runs to the end
+        assert http.put(f"/xai/grok-imagine-video/requests/{rid}/cancel").status_code == 202
+        done = None
+        for _ in range(fake_fal.progress_polls + 2):
+            done = http.get(f"/xai/grok-imagine-video/requests/{rid}/status", params={"logs": "1"})
+            if done.status_code == 200:
+                break
+        assert done is not None and done.status_code == 200
+        assert done.json()["status"] == "COMPLETED" and "error_type" not in done.json()
+        assert http.get(f"/xai/grok-imagine-video/requests/{rid}").status_code == 200
+        assert fake_fal.bills[rid].billed
+        assert http.put(f"/xai/grok-imagine-video/requests/{rid}/cancel").status_code == 400
+
+    # an app that handles the cancel ends the running request with 499, unbilled
+    fake_fal.cancel_mode = "handle"
+    client = FalQueueClient(fake_fal.url, SecretStr(fake_fal.key), model=MODEL)
+    rid = client.submit(payload()).request_id
+    client.close()
+    with httpx.Client(base_url=fake_fal.url, headers=auth) as http:
+        for _ in range(fake_fal.queue_polls + 1):
+            running = http.get(f"/{MODEL}/requests/{rid}/status", params={"logs": "0"}).json()
+        assert running["status"] == "IN_PROGRESS"
         assert http.put(f"/xai/grok-imagine-video/requests/{rid}/cancel").status_code == 202
         done = http.get(f"/xai/grok-imagine-video/requests/{rid}/status", params={"logs": "1"})
         assert done.status_code == 200 and done.json()["error_type"] == "client_cancelled"
         assert http.get(f"/xai/grok-imagine-video/requests/{rid}").status_code == 499
+        assert not fake_fal.bills[rid].billed
         assert http.put(f"/xai/grok-imagine-video/requests/{rid}/cancel").status_code == 400
         assert http.put("/xai/grok-imagine-video/requests/nope/cancel").json() == {"status": "NOT_FOUND"}
 
@@ -320,11 +345,38 @@ def test_a_requests_own_5xx_failure_is_not_retried_and_is_retryable_unbilled(
     handle = client.handle_for(client.submit(payload()))
     final = client.wait(handle)
     assert final.failed and final.error_type == "runner_scheduling_failure"
-    with pytest.raises(FalRequestFailed) as caught:
-        client.result(handle)
-    assert "Could not schedule a runner" in str(caught.value)
-    assert caught.value.retryable and not caught.value.billed
+    answer = client.result(handle)
+    outcome = answer.outcome
+    assert answer.video is None and not outcome.succeeded
+    assert outcome.kind == OutcomeKind.RUNNER_ERROR and outcome.status_code == 503
+    assert outcome.error_type == "runner_scheduling_failure"
+    assert "Could not schedule a runner" in outcome.detail and "Could not schedule a runner" in outcome.describe()
+    assert outcome.retryable and outcome.billed is False
+    assert len(fake_fal.seen("result")) == 1  # fal's stored answer: classified once, never GET again
+
+
+def test_a_model_error_result_is_final_and_its_retryable_flag_is_fals(
+    fake_fal: FakeFal, make_client: ClientFactory
+) -> None:
+    fake_fal.model_error(retryable=False, error_type="downstream_service_error", msg="Upstream said no")
+    client = make_client()
+    handle = client.handle_for(client.submit(payload()))
+    client.wait(handle)
+    outcome = client.result(handle).outcome
+    assert outcome.kind == OutcomeKind.MODEL_ERROR and outcome.status_code == 500
+    assert outcome.error_type == "downstream_service_error" and "Upstream said no" in outcome.detail
+    assert outcome.retryable is False and outcome.billed is False and outcome.billable_units == 0
     assert len(fake_fal.seen("result")) == 1
+
+
+def test_a_result_429_or_gateway_page_is_fetched_again(fake_fal: FakeFal, make_client: ClientFactory) -> None:
+    client = make_client()
+    handle, _ = run_to_completion(client)
+    fake_fal.fail_next("result", status=429, body={"detail": "Too many requests"}, headers={"x-fal-request-id": "r"})
+    fake_fal.fail_next("result", **nginx_error(502))
+    answer = client.result(handle)
+    assert answer.outcome.succeeded and answer.outcome.billed is True and answer.video is not None
+    assert len(fake_fal.seen("result")) == 3
 
 
 def test_content_policy_result_is_a_final_failure_with_fals_words(
@@ -334,10 +386,12 @@ def test_content_policy_result_is_a_final_failure_with_fals_words(
     client = make_client()
     handle = client.handle_for(client.submit(payload()))
     assert client.wait(handle).error_type == "content_policy_violation"
-    with pytest.raises(FalRequestFailed) as caught:
-        client.result(handle)
-    assert "flagged by the partner's content checker" in str(caught.value)
-    assert caught.value.error_type == "content_policy_violation" and not caught.value.retryable
+    outcome = client.result(handle).outcome
+    assert "flagged by the partner's content checker" in outcome.detail
+    assert outcome.kind == OutcomeKind.INPUT_ERROR and outcome.status_code == 422
+    assert outcome.error_type == "content_policy_violation" and not outcome.retryable
+    assert outcome.billed is None  # a 422 may have been billed (reference §15.4)
+    assert len(fake_fal.seen("result")) == 1
 
 
 def test_media_failing_once_is_downloaded_on_the_second_try(

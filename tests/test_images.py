@@ -10,9 +10,7 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
-import httpx
 import pytest
 from PIL import Image, ImageCms
 
@@ -26,7 +24,6 @@ from shotline.images import (
     stored_image,
 )
 from shotline.netguard import UrlPolicy
-from shotline.s3 import s3_client
 from shotline.store import WorkStore
 from tests.fakes.s3_server import S3Env
 from tests.test_netguard import Server, hostile_handler, serve
@@ -360,52 +357,39 @@ def test_s3_errors(board: Path, store: WorkStore, s3_env: S3Env) -> None:
 def test_fal_url_passes_an_untouched_https_origin_through(board: Path, store: WorkStore) -> None:
     img = source(put(board, "a.png", encode(marked((300, 300)), "PNG")), board, store)
     https_img = img.model_copy(update={"origin": "https://cdn.example.com/a.png", "origin_kind": "https"})
-    url = image_url_for_fal(https_img, publish_uri="s3://any-bucket/prefix")
-    assert url == "https://cdn.example.com/a.png"
-    # If normalisation changed the pixels, fal must get the normalised image instead.
+    assert image_url_for_fal(https_img) == "https://cdn.example.com/a.png"
+    # If normalisation changed the pixels, fal must get the normalised image instead (the generator uploads it).
     rotated = https_img.model_copy(update={"conversions": ["EXIF orientation 6 (rotate 90 CW)"]})
-    assert image_url_for_fal(rotated, publish_uri=str(board / "published")) is None
+    assert image_url_for_fal(rotated) is None
 
 
-def test_fal_url_is_none_when_publishing_locally(board: Path, store: WorkStore) -> None:
+def test_fal_url_is_none_for_a_local_still(board: Path, store: WorkStore) -> None:
+    # a still from the storyboard folder goes to fal storage (uploaded by the generator), not as a URL here
     img = source(put(board, "a.png", encode(marked((300, 300)), "PNG")), board, store)
-    assert image_url_for_fal(img, publish_uri=str(board.parent / "published")) is None
+    assert img.origin_kind != "https"
+    assert image_url_for_fal(img) is None
 
 
-def test_fal_url_uploads_once_and_presigns(board: Path, store: WorkStore, s3_env: S3Env) -> None:
-    img = source(put(board, "a.png", encode(marked((300, 300)), "PNG")), board, store)
-    publish_uri = s3_env.uri("pub/")
-    url = image_url_for_fal(img, publish_uri=publish_uri)
-    assert url is not None
-    key = f"pub/_inputs/{img.sha256}.png"
-    assert urlsplit(url).path.endswith(key)
-    assert parse_qs(urlsplit(url).query)["X-Amz-Expires"] == [str(6 * 3600)]
-    r = httpx.get(url)
-    assert r.status_code == 200 and r.content == img.path.read_bytes()
-    head = s3_env.client.head_object(Bucket=s3_env.bucket, Key=key)
-    assert head["ContentType"] == "image/png"
-
-    # A second call finds the object in place: no PUT goes out (counted with botocore's own event hooks).
-    puts: list[str] = []
-    client = s3_client()
-    client.meta.events.register(
-        "before-call.s3.PutObject", lambda params, **_: puts.append(params["url_path"])
-    )
-    again = image_url_for_fal(img, publish_uri=publish_uri, s3_client=client)
-    assert again is not None and urlsplit(again).path == urlsplit(url).path
-    assert puts == []
-
-
-def test_fal_url_for_an_s3_origin_uses_the_normalised_copy(
-    board: Path, store: WorkStore, s3_env: S3Env
-) -> None:
+def test_fal_url_is_none_for_an_s3_origin(board: Path, store: WorkStore, s3_env: S3Env) -> None:
+    # s3 objects are private: no presigned URL any more, the normalised copy is uploaded to fal storage
     s3_env.client.put_object(
         Bucket=s3_env.bucket, Key="src/a.jpg", Body=encode(marked((400, 300)), "JPEG", quality=90)
     )
     img = source(s3_env.uri("src/a.jpg"), board, store)
-    url = image_url_for_fal(img, publish_uri=s3_env.uri())
-    assert url is not None and f"/_inputs/{img.sha256}.png" in url
-    assert httpx.get(url).content == img.path.read_bytes()
+    assert image_url_for_fal(img) is None
+    s3_like = img.model_copy(update={"origin_kind": "https", "origin": s3_env.uri("src/a.jpg")})
+    assert image_url_for_fal(s3_like) is None  # only an https:// origin is ever passed through
+
+
+def test_fal_url_never_reads_the_stored_file(board: Path, store: WorkStore) -> None:
+    # a lineage record from another machine's store: the rule looks at the origin only
+    img = source(put(board, "a.png", encode(marked((300, 300)), "PNG")), board, store)
+    moved = img.model_copy(update={"path": Path("/nonexistent/elsewhere.png")})
+    assert image_url_for_fal(moved) is None
+    https_moved = moved.model_copy(update={"origin": "https://cdn.example.com/a.png", "origin_kind": "https"})
+    assert image_url_for_fal(https_moved) == "https://cdn.example.com/a.png"
+    plain_http = https_moved.model_copy(update={"origin": "http://cdn.example.com/a.png"})
+    assert image_url_for_fal(plain_http) is None
 
 
 # --- downstream steps find the image again --------------------------------------------------------------
@@ -418,15 +402,6 @@ def test_stored_image_round_trips_through_json(board: Path, store: WorkStore, tm
     assert again == img
     with pytest.raises(MediaError, match="materialize source_image again"):
         stored_image(lineage, WorkStore(tmp_path / "empty-home"))
-
-
-def test_fal_url_finds_the_image_through_the_store(board: Path, store: WorkStore, s3_env: S3Env) -> None:
-    img = source(put(board, "a.png", encode(marked((300, 300)), "PNG")), board, store)
-    moved = img.model_copy(update={"path": Path("/nonexistent/elsewhere.png")})
-    url = image_url_for_fal(moved, publish_uri=s3_env.uri("p"), store=store)
-    assert url is not None and httpx.get(url).content == img.path.read_bytes()
-    with pytest.raises(MediaError, match="missing"):
-        image_url_for_fal(moved, publish_uri=s3_env.uri("p"))
 
 
 # --- the URL guard, the limits, the offline check ----------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -10,10 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
 
 from shotline.budget import Budget
+from shotline.db import Database, open_database
+from shotline.db.engine import sqlite_url
+from shotline.db.tables import budget_entries, clip_leases, clips, fal_requests, fal_uploads
 from shotline.errors import BudgetExceeded, GenerationError
 from shotline.pricing import (
     billed_seconds,
@@ -79,26 +82,33 @@ DAY2 = datetime(2026, 3, 2, 0, 1, tzinfo=UTC)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> WorkStore:
-    return WorkStore(tmp_path / "home")
+def db(tmp_path: Path) -> Database:
+    return open_database(sqlite_url(tmp_path / "home"))
 
 
-def test_budget_reserves_up_to_the_cap_then_refuses_with_the_numbers(store: WorkStore) -> None:
-    budget = Budget(store, 2.00, now=lambda: DAY1)
+def budget_rows(db: Database) -> list[dict[str, Any]]:
+    with db.begin() as conn:
+        rows = conn.execute(sa.select(budget_entries).order_by(budget_entries.c.at, budget_entries.c.id))
+        return [dict(row) for row in rows.mappings()]
+
+
+def test_budget_reserves_up_to_the_cap_then_refuses_with_the_numbers(db: Database) -> None:
+    budget = Budget(db, 2.00, now=lambda: DAY1)
     budget.reserve(0.85, "clip-a")
     budget.reserve(0.85, "clip-b")
-    before = budget.path("2026-03-01").read_text()
+    before = budget_rows(db)
     with pytest.raises(BudgetExceeded) as caught:
         budget.reserve(0.85, "clip-c", label="harbor-teaser/s03-gulls")
     message = str(caught.value)
     assert "SHOTLINE_BUDGET_USD=$2.00" in message and "harbor-teaser/s03-gulls" in message
     assert "$0.85" in message and "$1.70 reserved" in message and "Nothing was submitted" in message
     assert isinstance(caught.value, GenerationError) and not caught.value.retryable
-    assert budget.path("2026-03-01").read_text() == before  # a refusal writes nothing
+    assert budget_rows(db) == before  # a refusal writes nothing
+    assert sorted(r["clip_key"] for r in before) == ["clip-a", "clip-b"]
 
 
-def test_settle_commits_the_actual_cost_and_release_gives_money_back(store: WorkStore) -> None:
-    budget = Budget(store, 1.00, now=lambda: DAY1)
+def test_settle_commits_the_actual_cost_and_release_gives_money_back(db: Database) -> None:
+    budget = Budget(db, 1.00, now=lambda: DAY1)
     first = budget.reserve(0.85, "clip-a")
     with pytest.raises(BudgetExceeded):
         budget.reserve(0.85, "clip-b")
@@ -107,33 +117,39 @@ def test_settle_commits_the_actual_cost_and_release_gives_money_back(store: Work
     budget.settle(second, 0.71)
     spend = budget.spend()
     assert (spend.committed, spend.reserved) == (Decimal("0.71"), Decimal("0"))
+    assert spend.left == Decimal("0.29")
     budget.settle(second, 0.71)  # settling twice (a resumed request) counts once
     assert budget.spend().committed == Decimal("0.71")
-    data = json.loads(budget.path("2026-03-01").read_text())
-    assert data["committed"][second.id]["clip_key"] == "clip-b"
+    rows = {r["id"]: r for r in budget_rows(db)}
+    assert rows[second.id]["clip_key"] == "clip-b" and rows[second.id]["state"] == "committed"
+    assert rows[second.id]["amount_cents"] == 71
+    assert rows[first.id]["state"] == "released" and rows[first.id]["amount_cents"] == 0
 
 
-def test_each_utc_day_has_its_own_cap_and_late_settles_land_on_the_reservation_day(store: WorkStore) -> None:
+def test_each_utc_day_has_its_own_cap_and_late_settles_land_on_the_reservation_day(db: Database) -> None:
     clock = {"now": DAY1}
-    budget = Budget(store, 1.00, now=lambda: clock["now"])
+    budget = Budget(db, 1.00, now=lambda: clock["now"])
     late = budget.reserve(0.85, "clip-a")
     clock["now"] = DAY2
     budget.reserve(0.85, "clip-b")  # a new day, a fresh cap
     budget.settle(late)
     assert budget.spend("2026-03-01").committed == Decimal("0.85")
     assert budget.spend("2026-03-02").reserved == Decimal("0.85")
+    assert budget.spend("2026-03-02").committed == Decimal("0")
 
 
-def test_no_cap_records_spend_but_never_refuses(store: WorkStore) -> None:
-    budget = Budget(store, None, now=lambda: DAY1)
+def test_no_cap_records_spend_but_never_refuses(db: Database) -> None:
+    budget = Budget(db, None, now=lambda: DAY1)
     for i in range(20):
         budget.settle(budget.reserve(2.11, f"clip-{i}"))
     assert budget.spend().committed == Decimal("42.20")
+    assert budget.spend().left is None
 
 
-def _reserve_in_child(root: str, index: int, barrier: Any, out: Any) -> None:
-    budget = Budget(WorkStore(root), 5.00, now=lambda: DAY1)
+def _reserve_in_child(url: str, index: int, barrier: Any, out: Any) -> None:
     barrier.wait()
+    # every process opens (and, the first time, migrates) the database itself, as separate hosts do
+    budget = Budget(open_database(url), 5.00, now=lambda: DAY1)
     try:
         budget.reserve(1.00, f"clip-{index}")
         out.put(True)
@@ -141,23 +157,22 @@ def _reserve_in_child(root: str, index: int, barrier: Any, out: Any) -> None:
         out.put(False)
 
 
-def test_concurrent_processes_never_overshoot_the_cap(store: WorkStore) -> None:
+def test_concurrent_processes_never_overshoot_the_cap(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "shared")  # not opened in this process before the children fork
     ctx = multiprocessing.get_context("fork")
     count = 10
     barrier = ctx.Barrier(count)
     out = ctx.Queue()
-    procs = [
-        ctx.Process(target=_reserve_in_child, args=(str(store.root), i, barrier, out)) for i in range(count)
-    ]
+    procs = [ctx.Process(target=_reserve_in_child, args=(url, i, barrier, out)) for i in range(count)]
     for p in procs:
         p.start()
-    results = [out.get(timeout=30) for _ in procs]
+    results = [out.get(timeout=60) for _ in procs]
     for p in procs:
         p.join(timeout=30)
         assert p.exitcode == 0
     assert results.count(True) == 5
-    spend = Budget(store, 5.00, now=lambda: DAY1).spend()
-    assert spend.reserved == Decimal("5.00")
+    spend = Budget(open_database(url), 5.00, now=lambda: DAY1).spend()
+    assert spend.reserved == Decimal("5.00") and spend.left == Decimal("0.00")
 
 
 # -- shotline estimate ------------------------------------------------------------------------------------
@@ -178,6 +193,7 @@ def test_estimate_prices_a_storyboard_and_what_is_cached_or_already_paid_costs_n
 ) -> None:
     from pydantic import SecretStr
 
+    from shotline.clip_index import ClipIndex
     from shotline.fal.client import FalQueueClient
     from shotline.fal.models import RequestHandle
     from shotline.generation import clip_key, generate_clip
@@ -201,7 +217,12 @@ def test_estimate_prices_a_storyboard_and_what_is_cached_or_already_paid_costs_n
     assert [rows[s].split()[-1] for s in ("s01", "s02", "s03")] == ["0.17", "0.17", "0.17"]
     assert rows["total"].split()[-1] == "0.51"
     assert "0.40 left; this does NOT fit" in rows["budget"]
-    assert not home.exists()  # estimating writes nothing
+    # estimating records nothing: at most it creates the (empty) database under SHOTLINE_HOME
+    assert {p.name for p in home.iterdir()} <= {"shotline.db", "shotline.db-wal", "shotline.db-shm"}
+    db = open_database(sqlite_url(home))
+    with db.begin() as conn:
+        for table in (fal_requests, budget_entries, clips, clip_leases, fal_uploads):
+            assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar() == 0, table.name
 
     # s01 generated on fal (through the cache, as raw_clip does it); s02's paid request still running
     sb, store = load_storyboard(folder), WorkStore(home)
@@ -218,14 +239,15 @@ def test_estimate_prices_a_storyboard_and_what_is_cached_or_already_paid_costs_n
                                  resolution=shot.resolution)  # fmt: skip
 
     def client() -> FalQueueClient:
-        return FalQueueClient(fake_fal.url, SecretStr(fake_fal.key), model=MODEL, sleep=lambda s: None)
+        return FalQueueClient(fake_fal.url, SecretStr(fake_fal.key), model=MODEL, sleep=lambda s: None,
+                              media_origins=(fake_fal.cdn_url,))  # fmt: skip
 
-    generator = FalGenerator(client, store, model=MODEL, budget=Budget(store, None))
-    generate_clip(request_for("s01"), generator, store, lambda line: None)
-    ledger, running = RequestLedger(store), request_for("s02")
-    entry = ledger.begin_submit(clip_key=running.clip_key, storyboard_id=sb.id, shot_id="s02", model=MODEL,
-                                parameters={}, image_sha256=running.image_sha256, estimated_cost_usd=0.17,
-                                budget_reservation=None)  # fmt: skip
+    generator = FalGenerator(client, store, db, model=MODEL, budget=Budget(db, None))
+    generate_clip(request_for("s01"), generator, store, ClipIndex(db), lambda line: None)
+    ledger, running = RequestLedger(db), request_for("s02")
+    entry = ledger.begin_submit(None, clip_key=running.clip_key, storyboard_id=sb.id, shot_id="s02", model=MODEL,
+                                parameters={}, input_sha256="0" * 64, image_sha256=running.image_sha256,
+                                estimated_cost_usd=0.17)  # fmt: skip
     root = f"{fake_fal.url}/xai/grok-imagine-video/requests/r-2"
     ledger.mark_submitted(entry, RequestHandle(request_id="r-2", status_url=f"{root}/status", response_url=root,
                                                cancel_url=f"{root}/cancel"))  # fmt: skip

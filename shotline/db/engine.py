@@ -22,6 +22,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
+from shotline.db.tables import VERSION_TABLE
 from shotline.errors import ConfigError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -91,7 +92,8 @@ def migrate(db: Database) -> None:
     config.set_main_option("script_location", str(MIGRATIONS))
     head = ScriptDirectory.from_config(config).get_current_head()
     with db.engine.connect() as probe:
-        if MigrationContext.configure(probe).get_current_revision() == head:
+        current = MigrationContext.configure(probe, opts={"version_table": VERSION_TABLE}).get_current_revision()
+        if current == head:
             return
     with db.begin() as conn:
         if db.is_postgres:
@@ -116,6 +118,9 @@ def _engine(url: str) -> Engine:
         _serialise_sqlite_writers(engine)
         return engine
     if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            # the driver shotline installs (SQLAlchemy 2.1's own default is psycopg 3)
+            parsed = parsed.set(drivername="postgresql+psycopg2")
         return sa.create_engine(parsed, pool_pre_ping=True, pool_size=2, max_overflow=4)
     raise ConfigError(
         f"SHOTLINE_DATABASE_URL: {backend!r} databases are not supported; use postgresql:// or sqlite:///",

@@ -17,6 +17,8 @@ from sqlalchemy import (
 )
 
 metadata = MetaData()
+# not Alembic's default `alembic_version`: the database may be Dagster's own, whose migrations use that name
+VERSION_TABLE = "shotline_schema_version"
 
 # One row per paid-request attempt; a clip key's rows, by `attempt`, are its whole history with fal.
 fal_requests = Table(

@@ -40,6 +40,7 @@ from shotline.db.leases import ClipLeases, Lease
 from shotline.errors import GenerationError, InputError, MediaError
 from shotline.fal.client import FalQueueClient
 from shotline.fal.errors import (
+    FalAuthError,
     FalDeadlineExceeded,
     FalMediaError,
     FalRequestFailed,
@@ -280,7 +281,8 @@ class FalGenerator:
                 error=str(exc),
                 error_type=getattr(exc, "error_type", None),
                 billed=False,
-                retryable=exc.retryable,
+                # a refused key or a locked account is not the input's fault: once fixed, a new submit is right
+                retryable=exc.retryable or isinstance(exc, FalAuthError),
             )
             if not exc.retryable:
                 _add_context(exc, f"{_where(request)}: {exc}")
@@ -373,7 +375,11 @@ class FalGenerator:
             if final is None:
                 answer_outcome, video = None, None
             else:
-                answer = client.result(handle)
+                try:
+                    answer = client.result(handle)
+                except GenerationError as exc:  # the GET itself failed (the request stays open): say which clip
+                    _add_context(exc, f"{_where(request)}: {exc}")
+                    raise
                 answer_outcome, video = answer.outcome, answer.video
         except Exception:
             raise  # failures are handled where they happen; only interrupts (BaseException) cancel
@@ -486,6 +492,8 @@ class FalGenerator:
         }
         if final.inference_time is not None:
             timings["inference_s"] = final.inference_time
+        if _is_resume(entry):  # lineage: GenerationTimings.resumed_at
+            timings["resumed_at"] = self._now().isoformat()
         if entry.state == LedgerState.CANCEL_REQUESTED:
             timings["cancel_ignored"] = "fal ran it to the end despite the cancel: billed, and used"
         entry = self.ledger.mark_completed(

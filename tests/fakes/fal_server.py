@@ -196,6 +196,7 @@ class FakeJob:
     sent_at: float = 0.0  # time.time() at submit
     start_timeout: float | None = None  # seconds, from the submit's X-Fal-Request-Timeout
     polls: int = 0  # status polls (and stream events) answered
+    status_requests: int = 0  # status/stream requests that arrived, those answered by a fault included
     steps: int = 0  # position on the poll-counted timeline
     run_from: float | None = None  # monotonic time from which it could run; None while no runner was free
     started_at: float | None = None  # time.time() it started running
@@ -283,7 +284,8 @@ class FakeFal:
         # or a timeline in seconds: when set, a request runs (IN_PROGRESS) for this long after its submit,
         # however often it is polled, then completes; for benchmarks that need a fixed generation latency
         self.generation_s: float | None = None
-        # a request nobody polls still runs on fal: it finishes this long after its submit
+        # a request nobody polls (no status request at all, faults included) still runs on fal: it finishes
+        # this long after its submit
         self.unpolled_finish_s = 1.0
         self.log_lines: tuple[str, ...] = DEFAULT_LOG_LINES
         self.log_window = 2
@@ -595,6 +597,9 @@ class FakeFal:
         )
         with self._lock:
             self.requests.append(seen)
+            job = self.jobs.get(call.request_id or "")
+            if job is not None and call.route in ("status", "stream"):
+                job.status_requests += 1
 
     def _take_fault(self, route: Route) -> Fault | None:
         with self._lock:
@@ -793,8 +798,8 @@ class FakeFal:
                     job.started_at = time.time()
                 if now - job.run_from >= job.generation_s:
                     self._finish(job)
-            elif job.polls == 0 and now - job.run_from >= self.unpolled_finish_s:
-                self._finish(job)
+            elif job.status_requests == 0 and now - job.run_from >= self.unpolled_finish_s:
+                self._finish(job)  # nobody watches it, so no poll will move it on: it ran meanwhile
 
     def _advance(self, job: FakeJob) -> tuple[Phase, int]:
         """Where this status poll finds the request: a poll moves a poll-counted request one step on."""
