@@ -21,6 +21,8 @@ from assets.upstream import latest_metadata_or_none
 from pipelines.definitions import defs
 from shotline import catalog
 from shotline.config import Settings
+from shotline.errors import ConfigError
+from shotline.preflight import preflight
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -66,6 +68,11 @@ def _raw(instance: dg.DagsterInstance, key: str) -> dict[str, object]:
 
 def main() -> int:
     settings = Settings.from_env()
+    try:
+        preflight(settings)  # a setting that cannot work stops here, before any run (or money)
+    except ConfigError as exc:
+        print(f"configuration: {exc}", file=sys.stderr)
+        return 2
     found = catalog.scan(settings.storyboards)
     for error in found.errors:
         print(f"skipping a storyboard that does not load:\n{error}", file=sys.stderr)

@@ -194,3 +194,37 @@ def test_the_fixture_hands_out_fresh_databases_reachable_by_their_url(postgres: 
         postgres.user,
         second,
     )
+
+
+def test_the_compose_database_url_reaches_the_database_its_init_script_creates(postgres: Postgres) -> None:
+    compose = yaml.safe_load((REPO / "deploy" / "docker-compose.yaml").read_text())
+    url = make_url(compose["x-shotline-env"]["SHOTLINE_DATABASE_URL"])
+    service = compose["services"][url.host]  # the URL names the compose file's Postgres service
+    role = service["environment"]["POSTGRES_USER"]
+    (script,) = [
+        m.split(":")[0] for m in service["volumes"] if m.split(":")[1].startswith("/docker-entrypoint-initdb.d/")
+    ]
+    # what the postgres image does on a new volume: POSTGRES_USER is a superuser, who runs the init scripts
+    admin = psycopg2.connect(host=postgres.host, port=postgres.port, user=postgres.user, dbname="postgres")
+    try:
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE ROLE "{role}" SUPERUSER LOGIN')
+    finally:
+        admin.close()
+    init = psycopg2.connect(host=postgres.host, port=postgres.port, user=role, dbname="postgres")
+    try:
+        init.autocommit = True  # as psql runs a script: CREATE DATABASE cannot run in a transaction
+        with init.cursor() as cur:
+            cur.execute((REPO / "deploy" / script).read_text())
+    finally:
+        init.close()
+    # the URL, pointed at this server, is all libpq needs (its password would come from PGPASSWORD)
+    here = url.set(host=postgres.host, port=postgres.port).render_as_string(hide_password=False)
+    conn = psycopg2.connect(here)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT current_database(), current_user")
+            assert cur.fetchone() == (url.database, url.username)
+    finally:
+        conn.close()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from shotline.cli import estimate, lineage, requests, resubmit, validate
+from shotline.cli import estimate, lineage, preflight, requests, resubmit, validate
 from shotline.config import Settings
 
-COMMANDS = [validate, estimate, lineage, requests, resubmit]
+COMMANDS = [validate, estimate, lineage, requests, resubmit, preflight]
 
 
 def main(argv: list[str] | None = None) -> int:

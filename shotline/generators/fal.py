@@ -226,7 +226,7 @@ class FalGenerator:
                 f"fail the same way, so it is not submitted again automatically; to pay for a new request "
                 f"deliberately: shotline resubmit {request.storyboard_id}/{request.shot_id}",
                 retryable=False,
-                billed=bool(last.billed),
+                billed=last.billed is not False,  # possibly billed counts as billed
                 request_id=last.request_id,
                 error_type=last.error_type,
             )
