@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from shotline.clip_index import ClipIndex
+from shotline.db import open_database
+from shotline.db.engine import sqlite_url
 from shotline.fal.client import FalQueueClient
 from shotline.fal.errors import FalMediaError, FalProtocolError
 from shotline.generation import generate_clip
@@ -104,18 +107,32 @@ def request(tmp_path: Path) -> GenerationRequest:
 
 def test_a_result_that_is_not_json_fails_clearly_and_is_resumed_not_resubmitted(fal: FakeFal, tmp_path: Path) -> None:
     store = WorkStore(tmp_path / "home")
+    db = open_database(sqlite_url(tmp_path / "home"))
     generator = build_fal_generator(
-        store=store, key=SecretStr(fal.key), base_url=fal.url, model=fal.model, budget_usd=None, poll_interval=0.01
+        store=store,
+        db=db,
+        key=SecretStr(fal.key),
+        base_url=fal.url,
+        rest_url=fal.rest_url,
+        cdn_url=fal.cdn_url,
+        api_url=fal.api_url,
+        model=fal.model,
+        budget_usd=None,
+        poll_interval=0.01,
     )
     req = request(tmp_path)
+    index = ClipIndex(db)
     fal.fail_next("result", status=200, body="{'video': oops", headers={"Content-Type": "application/json"})
-    with pytest.raises(FalProtocolError, match=r"storyboard 'sb', shot 's01': fal result of request .*: not JSON"):
-        generate_clip(req, generator, store, lambda _: None)
+    with pytest.raises(
+        FalProtocolError, match=r"storyboard 'sb', shot 's01': fal result of request .* has no usable video: \{'video"
+    ):
+        generate_clip(req, generator, store, index, lambda _: None)
     assert len(fal.submits) == 1
     assert not list(store.root.rglob("*.mp4"))
-    entry = RequestLedger(store).get(req.clip_key)
+    entry = RequestLedger(db).get(req.clip_key)
     assert entry is not None and entry.state == LedgerState.SUBMITTED  # fal finished it: fetch it later
 
-    clip = generate_clip(req, generator, store, lambda _: None)  # a retry resumes the same paid request
+    clip = generate_clip(req, generator, store, index, lambda _: None)  # a retry resumes the same paid request
     assert len(fal.submits) == 1
     assert clip.result.request_id == entry.request_id
+    assert [a.state for a in RequestLedger(db).attempts(req.clip_key)] == [LedgerState.COMPLETED]

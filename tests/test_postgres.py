@@ -1,7 +1,8 @@
-"""Dagster on Postgres, for real: the session's PostgreSQL server on loopback (the `postgres` fixture of
-tests/postgres_server.py, which fails, never skips, when no server can be started), concurrent clip runs
-(separate processes, as run workers are) storing their runs, events and pool slots in it, and the production
-Docker profile loaded against it.
+"""Dagster and shotline on Postgres, for real: the session's PostgreSQL server on loopback (the `postgres`
+fixture of tests/postgres_server.py, which fails, never skips, when no server can be started); concurrent clip
+runs (separate processes, as run workers are) keeping Dagster's runs, events and pool slots, and shotline's
+request ledger (SHOTLINE_DATABASE_URL), in it; the production Docker profile loaded against it; and the
+compose file's SHOTLINE_DATABASE_URL reaching the database its init script creates.
 """
 
 from __future__ import annotations
@@ -209,7 +210,10 @@ def test_the_compose_database_url_reaches_the_database_its_init_script_creates(p
     try:
         admin.autocommit = True
         with admin.cursor() as cur:
-            cur.execute(f'CREATE ROLE "{role}" SUPERUSER LOGIN')
+            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
+            if cur.fetchone() is None:
+                cur.execute(f'CREATE ROLE "{role}" SUPERUSER LOGIN')
+            cur.execute(f'DROP DATABASE IF EXISTS "{url.database}"')  # a fresh volume, as the script expects
     finally:
         admin.close()
     init = psycopg2.connect(host=postgres.host, port=postgres.port, user=role, dbname="postgres")
