@@ -5,9 +5,12 @@ import dagster as dg
 from assets.failures import dagster_failures
 from assets.partitions import shots
 from assets.resources import WorkspaceResource
+from assets.upstream import write_record
 from shotline.prompts import render_prompt
+from shotline.stage_records import PromptRecord
 
-CODE_VERSION = "1"
+# 2: the materialization points at a PromptRecord (record_key) instead of carrying `lineage`
+CODE_VERSION = "2"
 
 
 @dg.asset(
@@ -22,7 +25,9 @@ def clip_prompt(context: dg.AssetExecutionContext, workspace: WorkspaceResource)
     with dagster_failures():
         storyboard, shot = workspace.shot(context.partition_key)
         rendered = render_prompt(storyboard, shot)
-    stored = workspace.store().put_bytes(rendered.model_dump_json(indent=2).encode(), ".prompt.json")
+        store = workspace.store()
+        stored = store.put_bytes(rendered.model_dump_json(indent=2).encode(), ".prompt.json")
+        record = write_record(store, PromptRecord(prompt=rendered, sha256=stored.sha256))
     return dg.MaterializeResult(
         metadata={
             "uri": stored.uri,
@@ -30,7 +35,7 @@ def clip_prompt(context: dg.AssetExecutionContext, workspace: WorkspaceResource)
             "prompt": rendered.text,
             "template": rendered.template_name or "(inline)",
             "template_sha256": rendered.template_sha256,
-            "lineage": dg.MetadataValue.json(rendered.model_dump(mode="json", exclude={"template_source"})),
+            **record,
         },
         data_version=dg.DataVersion(stored.sha256),
     )

@@ -12,25 +12,26 @@ import dagster as dg
 
 from assets.failures import dagster_failures
 from assets.partitions import storyboards
-from assets.production_ledger import latest_event
 from assets.resources import PublisherResource, WorkspaceResource
+from assets.upstream import latest_record, write_record
 from shotline.contact_sheet import SheetTile, render_contact_sheet
-from shotline.publish import REEL, Publisher
+from shotline.publish import REEL, PublishedClip, Publisher
+from shotline.stage_records import ContactSheetRecord, FinishedClipRecord, GeneratedClipRecord, PublishedClipRecord
 from shotline.store import WorkStore
 from shotline.storyboard import Shot, Storyboard, partition_key
 
 CODE_VERSION = "1"
 
 
-def _thumbnail(published: dict, store: WorkStore, pub: Publisher, scratch: Path) -> Path | None:
+def _thumbnail(published: PublishedClip, store: WorkStore, pub: Publisher, scratch: Path) -> Path | None:
     """The published thumbnail: from the working store, else read back from where it was published."""
-    sha = published.get("thumbnail_sha256")
-    if not sha:
+    if published.thumbnail is None:
         return None
+    sha = published.thumbnail.sha256
     local = store.get(sha, ".jpg")
     if local is not None:
         return local.path
-    data = pub.read_bytes(pub.key_for(published["thumbnail_uri"]))
+    data = pub.read_bytes(pub.key_for(published.thumbnail.uri))
     if data is None:
         return None
     path = scratch / f"{sha}.jpg"
@@ -42,20 +43,20 @@ def _tile(
     instance: dg.DagsterInstance, sb: Storyboard, shot: Shot, store: WorkStore, pub: Publisher, scratch: Path
 ) -> SheetTile:
     key = partition_key(sb.id, shot.id)
-    published = latest_event(instance, "published_clip", key)
+    published = latest_record(instance, store, PublishedClipRecord, key)
     if published is None:
         return SheetTile(shot_id=shot.id, index=shot.index, caption=shot.caption, note="not published yet")
-    final = latest_event(instance, "final_clip", key)
-    raw = latest_event(instance, "raw_clip", key)
-    thumbnail = _thumbnail(published.metadata, store, pub, scratch)
-    same_clip = final is not None and final.metadata.get("sha256") == published.metadata.get("sha256")
+    final = latest_record(instance, store, FinishedClipRecord, key)
+    raw = latest_record(instance, store, GeneratedClipRecord, key)
+    thumbnail = _thumbnail(published.published, store, pub, scratch)
+    same_clip = final is not None and final.clip.sha256 == published.published.sha256
     return SheetTile(
         shot_id=shot.id,
         index=shot.index,
         caption=shot.caption,
-        duration_s=final.metadata.get("duration_s") if final and same_clip else None,
-        generator=raw.metadata.get("generator") if raw else None,
-        cost_usd=raw.metadata.get("original_cost_usd") if raw else None,
+        duration_s=final.clip.render.duration_s if final and same_clip else None,
+        generator=raw.clip.result.generator if raw else None,
+        cost_usd=raw.clip.result.cost_usd if raw else None,
         thumbnail=thumbnail,
         note=None if thumbnail else "thumbnail missing",
     )
@@ -84,6 +85,16 @@ def contact_sheet(
         published = pub.put_file(
             sb.id, f"{sb.id}/{REEL}/contact-sheet-{stored.sha256[:12]}.jpg", stored.path, content_type="image/jpeg"
         )
+        record = write_record(
+            store,
+            ContactSheetRecord(
+                sheet=published.without_link(),
+                shots=drawn["shots"],
+                missing=drawn["missing"],
+                width=drawn["width"],
+                height=drawn["height"],
+            ),
+        )
     metadata: dict[str, object] = {
         "uri": published.uri,
         "sha256": published.sha256,
@@ -92,6 +103,7 @@ def contact_sheet(
         "missing": ", ".join(drawn["missing"]) or "none",
         "width": drawn["width"],
         "height": drawn["height"],
+        **record,
     }
     if published.url and published.url_expires_at:
         metadata["url"] = dg.MetadataValue.url(published.url)

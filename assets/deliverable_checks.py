@@ -1,9 +1,8 @@
 """What the deliverable checks on final_clip and storyboard_reel share: their descriptions, and turning the
 core's outcomes (shotline.media.deliverable) into Dagster check results."""
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlparse
 
 import dagster as dg
@@ -26,15 +25,13 @@ DESCRIPTIONS = {
 }
 
 
-def deliverable_file(store: WorkStore, metadata: Mapping[str, Any] | None) -> Path | None:
-    """The materialized file: from the working store by its sha256, else the local file its `uri` names."""
-    if not metadata:
-        return None
-    stored = store.get(str(metadata.get("sha256", "")), ".mp4")
+def deliverable_file(store: WorkStore, sha256: str, uri: str | None = None) -> Path | None:
+    """The materialized file: from the working store by its sha256, else the local file `uri` names."""
+    stored = store.get(sha256, ".mp4")
     if stored is not None:
         return Path(stored.path)
-    uri = urlparse(str(metadata.get("uri", "")))
-    local = Path(unquote(uri.path)) if uri.scheme == "file" else None
+    parsed = urlparse(uri or "")
+    local = Path(unquote(parsed.path)) if parsed.scheme == "file" else None
     return local if local is not None and local.is_file() else None
 
 

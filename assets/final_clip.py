@@ -7,11 +7,13 @@ import dagster as dg
 from assets.failures import dagster_failures
 from assets.partitions import shots
 from assets.resources import PublisherResource, WorkspaceResource
-from assets.upstream import upstream_metadata
+from assets.upstream import upstream_record, write_record
 from shotline.finishing import finish_clip, finish_spec_for, with_shot_finishing
 from shotline.publish import lineage_uri
+from shotline.stage_records import FinishedClipRecord, GeneratedClipRecord
 
-CODE_VERSION = "2"
+# 3: reads the raw clip's record; the materialization points at a FinishedClipRecord (record_key)
+CODE_VERSION = "3"
 
 
 @dg.asset(
@@ -28,24 +30,20 @@ def final_clip(
     with dagster_failures():
         storyboard, shot = workspace.shot(context.partition_key)
         store = workspace.store()
-        raw = upstream_metadata(context, "raw_clip")
-        raw_file = store.get(raw["sha256"], ".mp4")
-        if raw_file is None:
-            raise dg.Failure(
-                f"raw clip {raw['sha256'][:12]} is gone from the working store: rematerialize raw_clip",
-                allow_retries=False,
-            )
+        raw = upstream_record(context, store, GeneratedClipRecord)
+        raw_file = raw.video_in(store)
         spec = finish_spec_for(
             storyboard,
             shot,
-            generator=raw["generator"],
-            model=raw.get("model"),
-            request_id=raw.get("fal_request_id"),
+            generator=raw.clip.result.generator,
+            model=raw.clip.result.model,
+            request_id=raw.clip.result.request_id,
             # the mp4 carries where its lineage is published, so the file alone leads back to its manifest
             lineage_uri=lineage_uri(publisher.publish_uri, storyboard.id, shot.id),
         )
         spec = with_shot_finishing(spec, storyboard, shot)
-        done = finish_clip(Path(raw_file.path), raw["sha256"], spec, store, context.partition_key)
+        done = finish_clip(Path(raw_file.path), raw.clip.sha256, spec, store, context.partition_key)
+        record = write_record(store, FinishedClipRecord.of(done))
     return dg.MaterializeResult(
         metadata={
             "uri": store.object_uri(done.sha256, ".mp4"),
@@ -57,7 +55,7 @@ def final_clip(
             "cache_hit": done.cache_hit,
             "finish_mode": done.render.mode,
             "steps": dg.MetadataValue.json(done.render.steps),
-            "lineage": dg.MetadataValue.json(done.model_dump(mode="json", exclude={"path", "thumbnail_path"})),
+            **record,
         },
         data_version=dg.DataVersion(done.sha256),
     )

@@ -12,6 +12,7 @@ import dagster as dg
 from assets.failures import dagster_failures
 from assets.partitions import storyboards
 from assets.resources import PublisherResource, WorkspaceResource
+from assets.upstream import write_record
 from shotline.production_ledger import (
     COLUMNS,
     CSV_NAME,
@@ -26,6 +27,7 @@ from shotline.production_ledger import (
     to_csv,
     to_json,
 )
+from shotline.stage_records import ProductionLedgerRecord
 from shotline.storyboard import partition_key
 
 CODE_VERSION = "1"
@@ -33,7 +35,10 @@ _TYPES = {"shot_index": "int", "cost_usd": "float", "cache_hit": "bool"}
 
 
 def latest_event(instance: dg.DagsterInstance, asset: str, key: str) -> EventFacts | None:
-    """The latest materialization of `asset` for partition `key`: when, by which run, and its metadata."""
+    """The latest materialization of `asset` for partition `key`: when, by which run, and its metadata.
+
+    The ledger reports what Dagster recorded (runs, times and the documented metadata keys), so it reads
+    events, not stage records: it also shows shots materialized before stage records existed."""
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[key]), limit=1
     ).records
@@ -104,6 +109,12 @@ def production_ledger(
         pub = publisher.publisher()
         as_json = pub.put_document(storyboard.id, JSON_NAME, body)
         as_csv = pub.put_document(storyboard.id, CSV_NAME, to_csv(ledger))
+        record = write_record(
+            workspace.store(),
+            ProductionLedgerRecord(
+                ledger=ledger, json_document=as_json.without_link(), csv_document=as_csv.without_link()
+            ),
+        )
     t = ledger.totals
     metadata: dict[str, object] = {
         "uri": as_json.uri,
@@ -118,6 +129,7 @@ def production_ledger(
         "running": t.running,
         "pending": t.pending,
         "cache_hits": t.cache_hits,
+        **record,
     }
     if as_csv.url:
         metadata["csv_url"] = dg.MetadataValue.url(as_csv.url)

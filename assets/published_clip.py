@@ -6,12 +6,20 @@ from assets import clip_prompt, final_clip, raw_clip, source_image
 from assets.failures import dagster_failures
 from assets.partitions import shots
 from assets.resources import PublisherResource, WorkspaceResource
-from assets.upstream import upstream_metadata
+from assets.upstream import upstream_record, write_record
 from shotline.finishing import RENDER_VERSION
 from shotline.lineage import clip_manifest
 from shotline.publish import PublishedClip
+from shotline.stage_records import (
+    FinishedClipRecord,
+    GeneratedClipRecord,
+    PromptRecord,
+    PublishedClipRecord,
+    SourcedImageRecord,
+)
 
-CODE_VERSION = "2"
+# 3: reads its inputs from stage records; the materialization points at a PublishedClipRecord (record_key)
+CODE_VERSION = "3"
 CHAIN = {"source_image": source_image, "clip_prompt": clip_prompt, "raw_clip": raw_clip, "final_clip": final_clip}
 
 
@@ -28,14 +36,12 @@ def published_clip(
 ) -> dg.MaterializeResult:
     with dagster_failures():
         storyboard, shot = workspace.shot(context.partition_key)
-        upstream = {name: upstream_metadata(context, name) for name in CHAIN}
-        final = upstream["final_clip"]
         store = workspace.store()
-        video, thumb = store.get(final["sha256"], ".mp4"), store.get(final["lineage"]["thumbnail_sha256"], ".jpg")
-        if video is None or thumb is None:
-            raise dg.Failure(
-                "the final clip is gone from the working store: rematerialize final_clip", allow_retries=False
-            )
+        image = upstream_record(context, store, SourcedImageRecord)
+        prompt = upstream_record(context, store, PromptRecord)
+        raw = upstream_record(context, store, GeneratedClipRecord)
+        final = upstream_record(context, store, FinishedClipRecord)
+        video, thumb = final.video_in(store), final.thumbnail_in(store)
         code_versions = {name: module.CODE_VERSION for name, module in CHAIN.items()} | {
             "published_clip": CODE_VERSION,
             "render": RENDER_VERSION,
@@ -48,20 +54,20 @@ def published_clip(
             lambda media: clip_manifest(
                 storyboard,
                 shot,
-                image=upstream["source_image"]["lineage"],
-                prompt=upstream["clip_prompt"]["lineage"],
-                generation=upstream["raw_clip"]["lineage"],
-                finishing=final["lineage"],
+                image=image.image,
+                prompt=prompt.prompt,
+                generation=raw.clip,
+                finishing=final.clip,
                 published=media.manifest_section(),
                 run_id=context.run.run_id,
                 code_versions=code_versions,
-                # each upstream returns its content's sha256 as its data version
-                upstream_data_versions={name: md["sha256"] for name, md in upstream.items()},
+                upstream_data_versions={r.stage: r.data_version for r in (image, prompt, raw, final)},
             ),
-            generator=upstream["raw_clip"]["generator"],
+            generator=raw.clip.result.generator,
         )
-    metadata = publish_metadata(published)
-    metadata["spec_sha256"] = storyboard.shot_spec_hash(shot)
+        spec_sha256 = storyboard.shot_spec_hash(shot)
+        record = write_record(store, PublishedClipRecord.of(published, spec_sha256=spec_sha256))
+    metadata = publish_metadata(published) | {"spec_sha256": spec_sha256, **record}
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(published.sha256))
 
 

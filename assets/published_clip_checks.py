@@ -3,17 +3,11 @@
 import dagster as dg
 
 from assets.partitions import shots
-from assets.resources import PublisherResource
-from assets.upstream import latest_metadata_or_none
+from assets.resources import PublisherResource, WorkspaceResource
+from assets.upstream import latest_record
 from shotline.errors import ShotlineError
-from shotline.publish import verify_published
-
-# What each object's URI, sha256 and size are called in published_clip's metadata.
-OBJECTS = {
-    "video": ("uri", "sha256", "size"),
-    "thumbnail": ("thumbnail_uri", "thumbnail_sha256", "thumbnail_size"),
-    "manifest": ("manifest_uri", "manifest_sha256", "manifest_size"),
-}
+from shotline.publish import PublishedClip, verify_published
+from shotline.stage_records import PublishedClipRecord
 
 
 @dg.asset_check(
@@ -25,22 +19,22 @@ OBJECTS = {
     "latest.json points at this video.",
 )
 def published_objects_intact(
-    context: dg.AssetCheckExecutionContext, publisher: PublisherResource
+    context: dg.AssetCheckExecutionContext, workspace: WorkspaceResource, publisher: PublisherResource
 ) -> dg.AssetCheckResult:
-    md = latest_metadata_or_none(context.instance, "published_clip", context.partition_key)
-    if md is None:
+    try:
+        record = latest_record(context.instance, workspace.store(), PublishedClipRecord, context.partition_key)
+    except ShotlineError as exc:
+        return dg.AssetCheckResult(passed=False, description=str(exc))
+    if record is None:
         return dg.AssetCheckResult(passed=False, description="published_clip has no materialization to check")
-    missing = [field for fields in OBJECTS.values() for field in fields if md.get(field) is None]
-    if missing:
+    published = record.published
+    if published.thumbnail is None:
         return dg.AssetCheckResult(
-            passed=False,
-            description=f"the materialization does not record {', '.join(missing)}: rematerialize published_clip",
+            passed=False, description="the published clip records no thumbnail: rematerialize published_clip"
         )
     try:
         checks = verify_published(
-            publisher.publisher(),
-            {label: (md[u], md[s], int(md[n])) for label, (u, s, n) in OBJECTS.items()},
-            latest=(md["latest_uri"], md["sha256"]) if md.get("latest_uri") else None,
+            publisher.publisher(), _objects(published), latest=(published.latest.uri, published.sha256)
         )
     except ShotlineError as exc:
         return dg.AssetCheckResult(passed=False, description=str(exc))
@@ -50,3 +44,9 @@ def published_objects_intact(
         description="; ".join(problems) if problems else f"{len(checks)} objects verified",
         metadata={"objects": dg.MetadataValue.json([c.model_dump(mode="json") for c in checks])},
     )
+
+
+def _objects(published: PublishedClip) -> dict[str, tuple[str, str, int]]:
+    """Each published object's URI, sha256 and size, by label, as verify_published takes them."""
+    found = {"video": published.video, "thumbnail": published.thumbnail, "manifest": published.manifest}
+    return {label: (o.uri, o.sha256, o.size) for label, o in found.items() if o is not None}

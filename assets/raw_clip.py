@@ -10,15 +10,17 @@ import dagster as dg
 from assets.failures import dagster_failures
 from assets.partitions import shots
 from assets.resources import GeneratorResource, PublisherResource, WorkspaceResource
-from assets.upstream import upstream_metadata
+from assets.upstream import upstream_record, write_record
 from shotline.clip_index import ClipIndex
 from shotline.generation import clip_key, generate_clip
 from shotline.generators.base import GenerationRequest
-from shotline.images import check_image_current, image_url_for_fal, stored_image
+from shotline.images import check_image_current, image_url_for_fal
 from shotline.ledger import LedgerEntry, LedgerState
 from shotline.prompts import check_prompt_current
+from shotline.stage_records import GeneratedClipRecord, PromptRecord, SourcedImageRecord
 
-CODE_VERSION = "1"
+# 2: reads its inputs from stage records; the materialization points at a GeneratedClipRecord (record_key)
+CODE_VERSION = "2"
 
 
 @dg.asset(
@@ -40,8 +42,8 @@ def raw_clip(
     with dagster_failures():
         storyboard, shot = workspace.shot(context.partition_key)
         store = workspace.store()
-        image = stored_image(upstream_metadata(context, "source_image")["lineage"], store)
-        prompt = upstream_metadata(context, "clip_prompt")["prompt"]
+        image = upstream_record(context, store, SourcedImageRecord).image_in(store)
+        prompt = upstream_record(context, store, PromptRecord).prompt.text
         # before anything is paid for: the inputs found upstream are still the shot's own
         check_image_current(image, shot.image, storyboard_id=storyboard.id, shot_id=shot.id)
         check_prompt_current(storyboard, shot, prompt)
@@ -88,6 +90,7 @@ def raw_clip(
             # turn the interrupt into a retry of this step (it has a RetryPolicy), and a retry would pay for
             # a new request: stop for good instead.
             raise _terminated(request, recorded[-1] if recorded else None) from None
+        record = write_record(store, GeneratedClipRecord.of(clip))
     result = clip.result
     metadata: dict[str, object] = {
         "uri": store.object_uri(clip.sha256, ".mp4"),
@@ -103,7 +106,7 @@ def raw_clip(
         "height": result.height,
         "fps": result.fps,
         "clip_key": request.clip_key,
-        "lineage": dg.MetadataValue.json(clip.model_dump(mode="json", exclude={"path"})),
+        **record,
     }
     if result.model:
         metadata["model"] = result.model

@@ -5,9 +5,12 @@ import dagster as dg
 from assets.failures import dagster_failures
 from assets.partitions import shots
 from assets.resources import WorkspaceResource
+from assets.upstream import write_record
 from shotline.images import source_image as fetch_and_normalise
+from shotline.stage_records import SourcedImageRecord
 
-CODE_VERSION = "1"
+# 2: the materialization points at a SourcedImageRecord (record_key) instead of carrying `lineage`
+CODE_VERSION = "2"
 
 
 @dg.asset(
@@ -24,6 +27,7 @@ def source_image(context: dg.AssetExecutionContext, workspace: WorkspaceResource
         storyboard, shot = workspace.shot(context.partition_key)
         store = workspace.store()
         image = fetch_and_normalise(shot.image, storyboard.folder, store, storyboard_id=storyboard.id, shot_id=shot.id)
+        record = write_record(store, SourcedImageRecord.of(image))
     return dg.MaterializeResult(
         metadata={
             "uri": store.object_uri(image.sha256, ".png"),
@@ -33,7 +37,7 @@ def source_image(context: dg.AssetExecutionContext, workspace: WorkspaceResource
             "source_sha256": image.source_sha256,
             "width": image.width,
             "height": image.height,
-            "lineage": dg.MetadataValue.json(image.model_dump(mode="json", exclude={"path"})),
+            **record,
         },
         data_version=dg.DataVersion(image.sha256),
     )

@@ -6,13 +6,15 @@ from assets.failures import dagster_failures
 from assets.partitions import storyboards
 from assets.published_clip import publish_metadata
 from assets.resources import PublisherResource, WorkspaceResource
-from assets.upstream import latest_metadata_or_none
+from assets.upstream import latest_record, write_record
 from shotline.finishing import cut_reel
 from shotline.lineage import reel_manifest
 from shotline.manifest import ReelClip
+from shotline.stage_records import FinishedClipRecord, GeneratedClipRecord, PublishedClipRecord, ReelRecord
 from shotline.storyboard import partition_key
 
-CODE_VERSION = "2"
+# 3: reads the shots' stage records; the materialization points at a ReelRecord (record_key)
+CODE_VERSION = "3"
 
 
 @dg.asset(
@@ -32,23 +34,23 @@ def storyboard_reel(
         clips, entries, missing = [], [], []
         for shot in storyboard.shots:
             key = partition_key(storyboard.id, shot.id)
-            final = latest_metadata_or_none(context.instance, "final_clip", key)
-            published = latest_metadata_or_none(context.instance, "published_clip", key)
-            raw = latest_metadata_or_none(context.instance, "raw_clip", key)
-            video = store.get(final["sha256"], ".mp4") if final else None
+            final = latest_record(context.instance, store, FinishedClipRecord, key)
+            published = latest_record(context.instance, store, PublishedClipRecord, key)
+            raw = latest_record(context.instance, store, GeneratedClipRecord, key)
+            video = store.get(final.clip.sha256, ".mp4") if final else None
             if final is None or published is None or raw is None or video is None:
                 missing.append(shot.id)
                 continue
-            clips.append((shot.id, video.path, final["sha256"]))
+            clips.append((shot.id, video.path, final.clip.sha256))
             entries.append(
                 ReelClip(
                     shot_id=shot.id,
-                    sha256=final["sha256"],
-                    manifest_uri=published.get("manifest_uri"),
-                    manifest_sha256=published.get("manifest_sha256"),
-                    duration_s=final["duration_s"],
-                    generator=raw["generator"],
-                    cost_usd=raw["original_cost_usd"],
+                    sha256=final.clip.sha256,
+                    manifest_uri=published.published.manifest.uri,
+                    manifest_sha256=published.published.manifest.sha256,
+                    duration_s=final.clip.render.duration_s,
+                    generator=raw.clip.result.generator,
+                    cost_usd=raw.clip.result.cost_usd,
                 )
             )
         if missing:
@@ -64,14 +66,15 @@ def storyboard_reel(
             lambda media: reel_manifest(
                 storyboard,
                 clips=entries,
-                reel=reel.model_dump(mode="json"),
+                reel=reel,
                 published=media.manifest_section(),
                 run_id=context.run.run_id,
                 code_version=CODE_VERSION,
             ),
             thumbnail=reel.thumbnail_path,
         )
-    metadata = publish_metadata(published)
+        record = write_record(store, ReelRecord.of(reel, published, entries))
+    metadata = publish_metadata(published) | record
     metadata |= {
         "duration_s": reel.render.duration_s,
         "clips": len(clips),

@@ -7,10 +7,11 @@ import dagster as dg
 from assets.deliverable_checks import DESCRIPTIONS, deliverable_file, results
 from assets.partitions import storyboards
 from assets.resources import WorkspaceResource
-from assets.upstream import latest_metadata_or_none
+from assets.upstream import latest_record
 from shotline.errors import ShotlineError
 from shotline.finishing import expected_reel
 from shotline.media.deliverable import CHECK_NAMES
+from shotline.stage_records import FinishedClipRecord, ReelRecord
 
 REEL_CHECKS = (*CHECK_NAMES, "chapters")
 
@@ -25,16 +26,21 @@ REEL_CHECKS = (*CHECK_NAMES, "chapters")
     description="The reel, decoded, against the storyboard's deliverable spec.",
 )
 def storyboard_reel_deliverable(context: dg.AssetCheckExecutionContext, workspace: WorkspaceResource):
-    reel = latest_metadata_or_none(context.instance, "storyboard_reel", context.partition_key)
-    video = deliverable_file(workspace.store(), reel)
+    store = workspace.store()
+    try:
+        reel = latest_record(context.instance, store, ReelRecord, context.partition_key)
+    except ShotlineError as exc:
+        yield from results("storyboard_reel", REEL_CHECKS, str(exc))
+        return
+    video = deliverable_file(store, reel.reel.sha256, reel.published.video.uri) if reel else None
     if video is None:
         yield from results("storyboard_reel", REEL_CHECKS, "the reel's file is neither in the working store nor local")
         return
     try:
         storyboard = workspace.storyboard(context.partition_key)
-        finals = [latest_metadata_or_none(context.instance, "final_clip", s.partition_key) for s in storyboard.shots]
+        finals = [latest_record(context.instance, store, FinishedClipRecord, s.partition_key) for s in storyboard.shots]
         # A reel of clips that all had no sound is rightly silent.
-        silent = all(f and any(step.get("step") == "silent_audio" for step in f.get("steps", [])) for f in finals)
+        silent = all(f is not None and f.silent for f in finals)
         expected = expected_reel(storyboard, silent_ok=silent)
     except ShotlineError as exc:
         yield from results("storyboard_reel", REEL_CHECKS, f"cannot tell what the reel should be: {exc}")

@@ -1,34 +1,83 @@
-"""How an asset finds its input: the upstream materialization of the same partition and its metadata."""
+"""How stages hand each other what they made: each materialization carries the key of its stage record
+(shotline.stage_records) in the working store, and the next stage reads that record, typed, by key.
+
+Materializations from before stage records (no `record_key`) are refused with a message saying which asset
+to re-materialize (for raw_clip that reuses the cached clip: no new paid request).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import dagster as dg
 
+from shotline.stage_records import StageRecord, StageRecordError
+from shotline.store import WorkStore
 
-def upstream_metadata(
-    context: dg.AssetExecutionContext, asset: str, partition_key: str | None = None
-) -> dict[str, Any]:
-    """Metadata values of the latest materialization of `asset` for this run's (or the given) partition."""
+RECORD_KEY = "record_key"
+RECORD_KIND = "record_kind"
+
+R = TypeVar("R", bound=StageRecord)
+
+
+def write_record(store: WorkStore, record: StageRecord) -> dict[str, str]:
+    """Store the stage's record; returns the metadata entries that point at it."""
+    return {RECORD_KIND: record.kind, RECORD_KEY: record.write(store)}
+
+
+def upstream_record(
+    context: dg.AssetExecutionContext, store: WorkStore, record_type: type[R], partition_key: str | None = None
+) -> R:
+    """The record of the latest materialization of `record_type`'s stage for this run's (or the given)
+    partition."""
     key = partition_key or context.partition_key
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[key]), limit=1
-    ).records
-    if not records:
+    record = latest_record(context.instance, store, record_type, key)
+    if record is None:
         raise dg.Failure(
-            description=f"{asset} has no materialization for partition {key!r}: materialize it first",
+            description=f"{record_type.stage} has no materialization for partition {key!r}: materialize it first",
             allow_retries=False,
         )
-    materialization = records[0].asset_materialization
-    assert materialization is not None
-    return {name: value.value for name, value in materialization.metadata.items()}
+    return record
+
+
+def latest_record(instance: dg.DagsterInstance, store: WorkStore, record_type: type[R], partition_key: str) -> R | None:
+    """The record of the latest materialization of `record_type`'s stage for the partition; None if it was
+    never materialized. StageRecordError if that materialization has no readable record."""
+    materialization = _latest_materialization(instance, record_type.stage, partition_key)
+    if materialization is None:
+        return None
+    return record_type.read(store, _record_key(materialization, record_type, partition_key))
 
 
 def latest_metadata_or_none(instance: dg.DagsterInstance, asset: str, partition_key: str) -> dict[str, Any] | None:
+    """The metadata values of the latest materialization, for what is shown rather than handed on (sensors,
+    the demo's summary)."""
+    materialization = _latest_materialization(instance, asset, partition_key)
+    if materialization is None:
+        return None
+    return {name: value.value for name, value in materialization.metadata.items()}
+
+
+def _latest_materialization(
+    instance: dg.DagsterInstance, asset: str, partition_key: str
+) -> dg.AssetMaterialization | None:
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition_key]), limit=1
     ).records
-    if not records or records[0].asset_materialization is None:
-        return None
-    return {name: value.value for name, value in records[0].asset_materialization.metadata.items()}
+    return records[0].asset_materialization if records else None
+
+
+def _record_key(materialization: dg.AssetMaterialization, record_type: type[StageRecord], partition_key: str) -> str:
+    stage = record_type.stage
+    entry, kind = materialization.metadata.get(RECORD_KEY), materialization.metadata.get(RECORD_KIND)
+    if entry is None:
+        raise StageRecordError(
+            f"the latest {stage} materialization of partition {partition_key!r} has no {RECORD_KEY} (it predates "
+            f"stage records): re-materialize {stage} for that partition"
+        )
+    if kind is not None and kind.value != record_type.kind:
+        raise StageRecordError(
+            f"the latest {stage} materialization of partition {partition_key!r} records a {kind.value!r}, "
+            f"not a {record_type.kind!r}: re-materialize {stage}"
+        )
+    return str(entry.value)

@@ -137,15 +137,20 @@ def expected_reel(storyboard: Storyboard, *, silent_ok: bool = False) -> Expecte
     )
 
 
-class FinishedClip(BaseModel):
+class FinishedClipFacts(BaseModel):
+    """A finished clip as later stages record it: without where one host keeps its files."""
+
     sha256: str
-    path: Path
     size: int
     thumbnail_sha256: str
-    thumbnail_path: Path
     render: FinishResult
     thumbnail: dict[str, Any]
     cache_hit: bool = False
+
+
+class FinishedClip(FinishedClipFacts):
+    path: Path
+    thumbnail_path: Path
 
 
 def finish_clip(raw: Path, raw_sha256: str, spec: FinishSpec, store: WorkStore, label: str) -> FinishedClip:
@@ -189,14 +194,19 @@ def _cached(store: WorkStore, kind: str, key: str, model: type[_Rendered]) -> _R
     return done.model_copy(update={"path": video.path, "thumbnail_path": thumb.path, "cache_hit": True})
 
 
-class CutReel(BaseModel):
+class CutReelFacts(BaseModel):
+    """A cut reel as later stages record it: without where one host keeps its files."""
+
     sha256: str
-    path: Path
     size: int
     thumbnail_sha256: str
-    thumbnail_path: Path
     render: ReelResult
     cache_hit: bool = False
+
+
+class CutReel(CutReelFacts):
+    path: Path
+    thumbnail_path: Path
 
 
 def cut_reel(storyboard: Storyboard, clips: list[tuple[str, Path, str]], store: WorkStore) -> CutReel:

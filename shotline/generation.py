@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from shotline.clip_index import ClipIndex
-from shotline.generators.base import GenerationRequest, GenerationResult, Generator, LogFn
+from shotline.generators.base import GenerationOutcome, GenerationRequest, GenerationResult, Generator, LogFn
 from shotline.hashing import stable_hash
 from shotline.media.clip_check import DURATION_TOLERANCE_FRAMES, check_clip, inspect_clip
 from shotline.media.clip_facts import ClipFacts
@@ -42,11 +42,12 @@ def clip_key(
     )
 
 
-class GeneratedClip(BaseModel):
+class GeneratedClipFacts(BaseModel):
+    """A generated clip as later stages record it: without where one host keeps the file."""
+
     clip_key: str
-    result: GenerationResult
+    result: GenerationOutcome
     sha256: str
-    path: Path
     size: int
     cache_hit: bool
     generated_at: str
@@ -56,6 +57,11 @@ class GeneratedClip(BaseModel):
     def cost_now_usd(self) -> float:
         """What this materialization spent: nothing when the clip came from the cache."""
         return 0.0 if self.cache_hit else self.result.cost_usd
+
+
+class GeneratedClip(GeneratedClipFacts):
+    result: GenerationResult
+    path: Path
 
 
 def generate_clip(

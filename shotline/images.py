@@ -53,8 +53,9 @@ class SourceUnavailable(InputError):
     retryable = True
 
 
-class SourcedImage(BaseModel):
-    """A shot's image after sourcing: where it came from and the normalised PNG in the working store."""
+class SourcedImageFacts(BaseModel):
+    """A shot's image after sourcing, as later stages record it: where it came from and what the normalised
+    PNG is, without where one host keeps it (`SourcedImage` adds that)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -66,10 +67,15 @@ class SourcedImage(BaseModel):
     source_size: tuple[int, int]  # (width, height) as stored, before orientation
     source_mode: str
     sha256: str  # of the normalised PNG
-    path: Path  # the normalised PNG in the working store
     width: int
     height: int
     conversions: list[str]  # what normalisation did, in order (empty: pixels as decoded)
+
+
+class SourcedImage(SourcedImageFacts):
+    """A shot's image after sourcing: where it came from and the normalised PNG in the working store."""
+
+    path: Path  # the normalised PNG in the working store
 
     @property
     def uri(self) -> str:

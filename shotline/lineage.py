@@ -27,7 +27,10 @@ from pydantic import ValidationError
 
 from shotline import s3
 from shotline.errors import InputError, MediaError, PublishError, ShotlineError
+from shotline.finishing import CutReelFacts, FinishedClipFacts
+from shotline.generation import GeneratedClipFacts
 from shotline.hashing import sha256_file
+from shotline.images import SourcedImageFacts
 from shotline.manifest import (
     ClipManifest,
     DagsterLineage,
@@ -42,6 +45,7 @@ from shotline.manifest import (
     ShotRef,
     StoryboardRef,
 )
+from shotline.prompts import RenderedPrompt
 from shotline.publish import LATEST, REEL, lineage_uri
 from shotline.storyboard import SLUG, STORYBOARD_FILE, Shot, Storyboard
 
@@ -69,60 +73,60 @@ def clip_manifest(
     storyboard: Storyboard,
     shot: Shot,
     *,
-    image: Mapping[str, Any],
-    prompt: Mapping[str, Any],
-    generation: Mapping[str, Any],
-    finishing: Mapping[str, Any],
+    image: SourcedImageFacts,
+    prompt: RenderedPrompt,
+    generation: GeneratedClipFacts,
+    finishing: FinishedClipFacts,
     published: Mapping[str, Any],
     run_id: str | None,
     code_versions: dict[str, str],
     upstream_data_versions: dict[str, str],
 ) -> dict[str, Any]:
-    """The manifest of one clip. Arguments are the `lineage` records of each stage (JSON dicts)."""
-    result = generation["result"]
-    render = finishing["render"]
+    """The manifest of one clip, from what each stage recorded."""
+    result = generation.result
+    render = finishing.render
     manifest = ClipManifest(
         storyboard=storyboard_ref(storyboard),
         shot=ShotRef(
             id=shot.id, index=shot.index, spec=shot.model_dump(mode="json"), spec_sha256=storyboard.shot_spec_hash(shot)
         ),
         image=ImageLineage(
-            origin=image["origin"],
-            origin_kind=image["origin_kind"],
-            source_sha256=image["source_sha256"],
-            sha256=image["sha256"],
-            width=image["width"],
-            height=image["height"],
+            origin=image.origin,
+            origin_kind=image.origin_kind,
+            source_sha256=image.source_sha256,
+            sha256=image.sha256,
+            width=image.width,
+            height=image.height,
         ),
         prompt=PromptLineage(
-            template=prompt["template_name"],
-            template_sha256=prompt["template_sha256"],
-            variables=prompt["variables"],
-            text=prompt["text"],
+            template=prompt.template_name,
+            template_sha256=prompt.template_sha256,
+            variables=prompt.variables,
+            text=prompt.text,
         ),
         generation=GenerationLineage(
-            generator=result["generator"],
-            preview=result["preview"],
-            model=result.get("model"),
-            request_id=result.get("request_id"),
-            clip_key=generation["clip_key"],
-            cache_hit=generation["cache_hit"],
-            parameters=result["parameters"],
-            timings=GenerationTimings.model_validate(result["timings"]),
-            cost_usd=result["cost_usd"],
-            sha256=generation["sha256"],
-            width=result["width"],
-            height=result["height"],
-            fps=result["fps"],
-            duration_s=result["duration_s"],
+            generator=result.generator,
+            preview=result.preview,
+            model=result.model,
+            request_id=result.request_id,
+            clip_key=generation.clip_key,
+            cache_hit=generation.cache_hit,
+            parameters=result.parameters,
+            timings=GenerationTimings.model_validate(result.timings),
+            cost_usd=result.cost_usd,
+            sha256=generation.sha256,
+            width=result.width,
+            height=result.height,
+            fps=result.fps,
+            duration_s=result.duration_s,
         ),
         post_processing=PostProcessingLineage(
-            steps=[*render["steps"], finishing["thumbnail"]],
-            encoder=render["encoder"],
-            sha256=finishing["sha256"],
-            width=render["width"],
-            height=render["height"],
-            duration_s=render["duration_s"],
+            steps=[*render.steps, finishing.thumbnail],
+            encoder=render.encoder,
+            sha256=finishing.sha256,
+            width=render.width,
+            height=render.height,
+            duration_s=render.duration_s,
         ),
         published=PublishedLineage.model_validate(published),
         dagster=DagsterLineage(
@@ -139,25 +143,25 @@ def reel_manifest(
     storyboard: Storyboard,
     *,
     clips: list[ReelClip],
-    reel: Mapping[str, Any],
+    reel: CutReelFacts,
     published: Mapping[str, Any],
     run_id: str | None,
     code_version: str,
 ) -> dict[str, Any]:
-    render = reel["render"]
+    render = reel.render
     manifest = ReelManifest(
         storyboard=storyboard_ref(storyboard),
-        transition=render["transition"],
-        transition_seconds=render["transition_seconds"],
+        transition=render.transition,
+        transition_seconds=render.transition_seconds,
         clips=clips,
         total_cost_usd=round(sum(c.cost_usd for c in clips), 2),
         post_processing=PostProcessingLineage(
-            steps=render["steps"],
-            encoder=render["encoder"],
-            sha256=reel["sha256"],
-            width=render["width"],
-            height=render["height"],
-            duration_s=render["duration_s"],
+            steps=render.steps,
+            encoder=render.encoder,
+            sha256=reel.sha256,
+            width=render.width,
+            height=render.height,
+            duration_s=render.duration_s,
         ),
         published=PublishedLineage.model_validate(published),
         dagster=DagsterLineage(

@@ -85,6 +85,10 @@ class PublishedObject(BaseModel):
     url: str | None = None  # presigned GET (S3 only)
     url_expires_at: datetime | None = None
 
+    def without_link(self) -> PublishedObject:
+        """The object as recorded for later: its presigned link expires, so it is left out."""
+        return self.model_copy(update={"url": None, "url_expires_at": None})
+
 
 class PublishedMedia(BaseModel):
     """The video (and thumbnail) in place; the manifest and latest.json not yet written."""
@@ -138,6 +142,18 @@ class PublishedClip(PublishedMedia):
     @property
     def thumbnail_url(self) -> str | None:
         return self.thumbnail.url if self.thumbnail else None
+
+    def without_links(self) -> PublishedClip:
+        """What was published, as recorded for later: the presigned links expire, so they are left out."""
+        return self.model_copy(
+            update={
+                "video": self.video.without_link(),
+                "thumbnail": self.thumbnail.without_link() if self.thumbnail else None,
+                "manifest": self.manifest.without_link(),
+                "latest": self.latest.without_link(),
+                "url_expires_at": None,
+            }
+        )
 
     def metadata(self) -> dict[str, str | int | None]:
         """Flat values for materialization metadata (`uri`, `sha256`, `manifest_uri`, `url`...): every

@@ -33,10 +33,10 @@ class GenerationRequest(BaseModel):
     resolution: Resolution = "720p"
 
 
-class GenerationResult(BaseModel):
-    """What came back, whoever made it."""
+class GenerationOutcome(BaseModel):
+    """What came back, whoever made it, as later stages record it: everything but where one host keeps the
+    file (`GenerationResult` adds that)."""
 
-    video_path: Path
     width: int
     height: int
     fps: float
@@ -51,6 +51,12 @@ class GenerationResult(BaseModel):
     parameters: dict[str, object] = Field(default_factory=dict)
     # what decoding the file showed, when the generator already decoded it (so nobody decodes it twice)
     checked: ClipFacts | None = None
+
+
+class GenerationResult(GenerationOutcome):
+    """What came back, whoever made it."""
+
+    video_path: Path
 
 
 LogFn = Callable[[str], None]
