@@ -158,7 +158,7 @@ def main() -> int:
             shared = {
                 **common,
                 "SHOTLINE_HOME": str(tmp / f"shared-{rep}"),
-                "SHOTLINE_PUBLISH_URI": str(tmp / f"ps-{rep}"),
+                "SHOTLINE_PUBLISH_URI": f"s3://bench/published-shared-{rep}",
                 "SHOTLINE_DATABASE_URL": pg_url,
                 "SHOTLINE_STORE_URI": f"s3://bench/work-{rep}",
             }
@@ -176,8 +176,8 @@ def main() -> int:
     print(
         f"\nper shot, excluding generation ({args.shots} shots x {args.repeat}, {args.duration} s {args.resolution}):"
     )
-    print(f"  local  (SQLite + SHOTLINE_HOME files): {local_s:.2f} s (median)")
-    print(f"  shared (Postgres + S3 work store):     {shared_s:.2f} s (median)")
+    print(f"  local  (SQLite + SHOTLINE_HOME files, publishing to S3): {local_s:.2f} s (median)")
+    print(f"  shared (Postgres + S3 work store, publishing to S3):     {shared_s:.2f} s (median)")
     print(f"  ratio shared/local: {shared_s / local_s:.3f}  (+{shared_s - local_s:.2f} s a shot; goal < 1.05)")
     print(
         "ledger transactions of one paid request: "

@@ -12,6 +12,7 @@ moto does not), so both are computed locally in one pass.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import logging
 import os
@@ -73,9 +74,17 @@ def custom_endpoint() -> str | None:
 def s3_client(*, max_pool_connections: int = 16) -> BaseClient:
     """An S3 client configured from boto3's own environment, SigV4 signing and standard retries.
 
-    A fresh Session per call keeps this safe to call from several threads. Path-style addressing is
-    used when a custom endpoint is configured: S3-compatible servers on a bare host or IP expect it.
+    One client per process and configuration (building one costs about half a second: boto3 loads its
+    service model), shared by the work store, publishing and image sourcing; boto3's clients are
+    thread-safe. A change of the AWS_* environment gets a new one. Path-style addressing is used when a
+    custom endpoint is configured: S3-compatible servers on a bare host or IP expect it.
     """
+    aws_env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))
+    return _client_for(aws_env, max_pool_connections)
+
+
+@functools.lru_cache(maxsize=8)
+def _client_for(aws_env: tuple[tuple[str, str], ...], max_pool_connections: int) -> BaseClient:
     config = Config(
         signature_version="s3v4",
         retries={"mode": "standard"},
