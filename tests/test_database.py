@@ -145,24 +145,24 @@ def _take(leases: ClipLeases, order: list[str]) -> None:
 def test_a_dead_workers_lease_expires_and_the_old_holder_is_fenced_out(database_url: str) -> None:
     db = open_database(database_url)
     stalled = ClipLeases(db, lease_s=0.5, clock=lambda: 0.0)  # its renewals say it is 1970: long expired
-    with stalled.hold("clip") as old:
-        with ClipLeases(db, lease_s=30).hold("clip"):  # a live worker takes the expired clip over
-            with pytest.raises(LeaseLost), db.begin() as conn:
-                old.holds(conn)
-            ledger = RequestLedger(db)
-            with pytest.raises(LeaseLost):
-                ledger.begin_submit(
-                    old,
-                    clip_key="clip",
-                    storyboard_id="sb",
-                    shot_id="s",
-                    model="m",
-                    parameters={},
-                    input_sha256="0",
-                    image_sha256="0",
-                    estimated_cost_usd=0.17,
-                )
-            assert ledger.attempts("clip") == []  # nothing recorded, nothing to pay
+    # a live worker takes the expired clip over
+    with stalled.hold("clip") as old, ClipLeases(db, lease_s=30).hold("clip"):
+        with pytest.raises(LeaseLost), db.begin() as conn:
+            old.holds(conn)
+        ledger = RequestLedger(db)
+        with pytest.raises(LeaseLost):
+            ledger.begin_submit(
+                old,
+                clip_key="clip",
+                storyboard_id="sb",
+                shot_id="s",
+                model="m",
+                parameters={},
+                input_sha256="0",
+                image_sha256="0",
+                estimated_cost_usd=0.17,
+            )
+        assert ledger.attempts("clip") == []  # nothing recorded, nothing to pay
 
 
 def _reserve_many(db: Database, n: int, results: list[bool]) -> None:
