@@ -6,6 +6,7 @@ platform listing. Each test counts what the fake billed and holds the ledger and
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -346,3 +347,49 @@ def test_a_submit_that_never_reached_fal_is_given_up_only_after_its_window(rig: 
     assert len(rig.fake.submits) == 2
     assert sum("not in fal's listing yet" in line for line in rig.lines) >= 1
     assert_books_match_fal(rig, request)
+
+
+def test_a_request_the_queue_forgot_is_answered_from_the_platform_listing(rig: Rig, tmp_path: Path) -> None:
+    rig.fake.generation_s = 0.5  # fal runs it to the end whether anyone polls or not
+    rig.fake.fail_next("cancel", action="drop", times=5)  # the worker dies before its cancel gets out
+    request = request_for(noisy_still(tmp_path / "a.png"))
+
+    def die_while_running(line: str) -> None:
+        if line.endswith("in progress"):
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        rig.generate(rig.generator(), request, die_while_running)
+    (open_attempt,) = rig.attempts(request)
+    assert open_attempt.state == LedgerState.SUBMITTED
+    time.sleep(0.6)
+    rig.fake.expire_results()  # the next run comes after fal dropped the stored result
+
+    result = rig.generate(rig.generator(), request)
+
+    (done,) = rig.attempts(request)
+    assert done.state == LedgerState.COMPLETED and result.request_id == open_attempt.request_id
+    assert any("fal's listing says HTTP 200" in line for line in rig.lines)
+    assert len(rig.fake.submits) == 1
+    assert_books_match_fal(rig, request)
+
+
+def test_a_request_fal_forgot_entirely_is_left_to_a_person(rig: Rig, tmp_path: Path) -> None:
+    rig.fake.generation_s = 0.5
+    rig.fake.fail_next("cancel", action="drop", times=5)
+    request = request_for(noisy_still(tmp_path / "a.png"))
+
+    def die_while_running(line: str) -> None:
+        if line.endswith("in progress"):
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        rig.generate(rig.generator(), request, die_while_running)
+    time.sleep(0.6)
+    rig.fake.expire_results(from_listing_too=True)  # and its payloads are gone from the listing too
+
+    with pytest.raises(FalRequestFailed, match="shotline resubmit"):
+        rig.generate(rig.generator(), request)
+    (lost,) = rig.attempts(request)
+    assert (lost.outcome, lost.billed, lost.retryable) == ("unknown_to_fal", None, False)
+    assert len(rig.fake.submits) == 1

@@ -42,12 +42,13 @@ from shotline.fal.client import FalQueueClient
 from shotline.fal.errors import (
     FalAuthError,
     FalDeadlineExceeded,
+    FalError,
     FalMediaError,
     FalRequestFailed,
     SubmitOutcomeUnknown,
 )
-from shotline.fal.models import QueueStatus, SubmitPayload, VideoFile
-from shotline.fal.outcomes import Outcome, OutcomeKind
+from shotline.fal.models import QueueStatus, ResultAnswer, SubmitPayload, VideoFile, VideoResult
+from shotline.fal.outcomes import Outcome, OutcomeKind, classify_answer
 from shotline.fal.platform import FalPlatform, input_sha256
 from shotline.fal.storage import FalStorage
 from shotline.fal.uploads import StillUploads
@@ -371,28 +372,60 @@ class FalGenerator:
             log(f"fal: resuming request {rid} for {_where(request)} (no new submit)")
         seen = _Progress(self._clock())
         try:
-            final = self._wait(client, entry, request, log, started, seen)
-            if final is None:
-                answer_outcome, video = None, None
-            else:
-                try:
-                    answer = client.result(handle)
-                except GenerationError as exc:  # the GET itself failed (the request stays open): say which clip
-                    _add_context(exc, f"{_where(request)}: {exc}")
+            try:
+                final = self._wait(client, entry, request, log, started, seen)
+                answer = client.result(handle)
+            except FalError as exc:
+                if exc.status_code != 404:
+                    if not str(exc).startswith(_where(request)):  # the GET itself failed: say which clip
+                        _add_context(exc, f"{_where(request)}: {exc}")
                     raise
-                answer_outcome, video = answer.outcome, answer.video
+                answer = None  # fal's queue no longer knows it (its stored result is kept 1 h)
+            if answer is None or answer.outcome.status_code == 404:
+                final = QueueStatus(status="COMPLETED")
+                answer = self._answer_from_listing(client, entry, log)
         except Exception:
             raise  # failures are handled where they happen; only interrupts (BaseException) cancel
         except BaseException:
             if not seen.completed:
                 self._cancel(client, entry, "the run was interrupted", log)
             raise
-        if answer_outcome is None:
+        if answer is None:
+            self.ledger.mark_failed(
+                entry,
+                outcome="unknown_to_fal",
+                error=f"fal no longer knows request {rid} (its stored result expired) and its request listing "
+                "does not show it: whether it ran is unknown",
+                error_type=None,
+                billed=None,
+                retryable=False,
+            )
             return None
-        if not answer_outcome.succeeded or video is None:
-            self._record_failure(entry, answer_outcome, final, log)
+        if not answer.outcome.succeeded or answer.video is None:
+            self._record_failure(entry, answer.outcome, final, log)
             return None
-        return self._complete(client, entry, video, answer_outcome, final, request, workdir, log, started, seen)
+        return self._complete(client, entry, answer.video, answer.outcome, final, request, workdir, log, started, seen)
+
+    def _answer_from_listing(self, client: FalQueueClient, entry: LedgerEntry, log: LogFn) -> ResultAnswer | None:
+        """A request the queue forgot (results are kept about an hour): fal's platform listing still has its
+        status code and output (the video URL stays valid for days)."""
+        if self._platform_factory is None or entry.request_id is None:
+            return None
+        since = datetime.fromisoformat(entry.sent_at or entry.created_at) - timedelta(minutes=2)
+        with self._platform_factory() as platform:
+            items = platform.list_requests(client.model, start=since, request_id=entry.request_id)
+        item = next((i for i in items if i.request_id == entry.request_id and i.status_code is not None), None)
+        if item is None:
+            return None
+        log(f"fal {entry.request_id}: the queue no longer has it; fal's listing says HTTP {item.status_code}")
+        outcome = classify_answer(int(item.status_code or 0), {}, item.json_output)
+        video = None
+        if outcome.succeeded:
+            try:
+                video = VideoResult.model_validate(item.json_output).video
+            except ValidationError:
+                return None
+        return ResultAnswer(outcome=outcome, video=video)
 
     def _wait(
         self,

@@ -327,6 +327,8 @@ class FakeFal:
 
         self.requests: list[SeenRequest] = []
         self.jobs: dict[str, FakeJob] = {}
+        self._forgotten: set[str] = set()
+        self._unlisted: set[str] = set()
         self._no_free_runner = False
         self._failure_left: int | None = None
         self._bills: dict[str, Bill] = {}
@@ -559,6 +561,17 @@ class FakeFal:
             self._assets[name] = (data, content_type)
         return f"{self.url}/assets/{name}"
 
+    def expire_results(self, *, from_listing_too: bool = False) -> None:
+        """The queue forgets every request that has ended (fal keeps a stored result about an hour): status,
+        result and cancel answer 404 from now on, while the platform listing still shows them, with their
+        payloads (kept 30 days), unless `from_listing_too` (that long has passed as well)."""
+        with self._lock:
+            self._settle_all()
+            ended = {rid for rid, job in self.jobs.items() if job.ended_at is not None}
+            self._forgotten.update(ended)
+            if from_listing_too:
+                self._unlisted.update(ended)
+
     def expire_uploads(self) -> None:
         """Every file uploaded so far answers 404 from now on (its lifecycle ran out)."""
         with self._lock:
@@ -636,6 +649,8 @@ class FakeFal:
     def _request_route(self, call: _Call) -> Answer | _Stream:
         with self._lock:
             job = self.jobs.get(call.request_id or "")
+            if job is not None and job.request_id in self._forgotten:
+                job = None
         if job is not None and call.prefix not in (job.app_id, job.model):
             job = None  # fal answers 404 for a path that is neither owner/app nor the full model id
         if call.route == "cancel":
@@ -1072,7 +1087,11 @@ class FakeFal:
         with self._lock:
             self._settle_all()
             end = parsed.end if parsed.end is not None else time.time()
-            jobs = [job for job in self.jobs.values() if self._listed(job, parsed, end)]
+            jobs = [
+                job
+                for job in self.jobs.values()
+                if self._listed(job, parsed, end) and job.request_id not in self._unlisted
+            ]
         if parsed.sort_by == "duration":
             jobs.sort(key=lambda j: (j.ended_at is not None and j.started_at is not None, _duration(j) or 0.0))
         else:
