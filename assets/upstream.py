@@ -25,12 +25,9 @@ def write_record(store: WorkStore, record: StageRecord) -> dict[str, str]:
     return {RECORD_KIND: record.kind, RECORD_KEY: record.write(store)}
 
 
-def upstream_record(
-    context: dg.AssetExecutionContext, store: WorkStore, record_type: type[R], partition_key: str | None = None
-) -> R:
-    """The record of the latest materialization of `record_type`'s stage for this run's (or the given)
-    partition."""
-    key = partition_key or context.partition_key
+def upstream_record(context: dg.AssetExecutionContext, store: WorkStore, record_type: type[R]) -> R:
+    """The record of the latest materialization of `record_type`'s stage for this run's partition."""
+    key = context.partition_key
     record = latest_record(context.instance, store, record_type, key)
     if record is None:
         raise dg.Failure(

@@ -6,14 +6,15 @@ checked against its key. A stage's materialization carries only that key (and th
 read in the UI; the next stage reads the record by key, validated, instead of picking values out of upstream
 metadata.
 
-Records hold no local paths: the store may be shared by every run host, and a path is only good on the host
-that wrote it. A record that names a file names it by sha256; its `*_in(store)` methods fetch the file.
+Records never say where a host keeps the store's files: the store may be shared by every run host, and such a
+path is only good on the host that wrote it. A record names its files by sha256; its `*_in(store)` methods
+fetch them (an image's `resolved` is where it was read from, recorded as a fact, not used to find it).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -29,6 +30,7 @@ from shotline.publish import PublishedClip, PublishedObject
 from shotline.store import StoredObject, StoreError, WorkStore
 
 _KEY = re.compile(r"[0-9a-f]{64}")
+_Facts = TypeVar("_Facts", bound=BaseModel)
 
 
 class StageRecordError(ShotlineError):
@@ -67,7 +69,7 @@ class StageRecord(BaseModel):
     def read(cls, store: WorkStore, key: str) -> Self:
         """The record stored under `key`, validated; StageRecordError if it is missing, altered or not this
         stage's."""
-        if not isinstance(key, str) or not _KEY.fullmatch(key):
+        if not _KEY.fullmatch(key):
             raise StageRecordError(f"{cls.stage}: {key!r} is not a record key (64 hex digits)")
         where = f"the {cls.stage} record {key} ({store.record_uri(cls.kind, key)})"
         document = _load(store, cls.kind, key, where)
@@ -104,7 +106,7 @@ def _stored(store: WorkStore, sha256: str, suffix: str, what: str, stage: str) -
     return found
 
 
-def _facts_of(model: BaseModel, facts: type[BaseModel]) -> Any:
+def _facts_of(model: BaseModel, facts: type[_Facts]) -> _Facts:
     """`model` without its local paths: the facts model ignores the fields it does not declare."""
     return facts.model_validate(model.model_dump())
 

@@ -2,8 +2,11 @@
 loopback with the development profile, the fake fal server, and storyboards on disk. The sensor registers the
 shots, a backfill of every shot is launched with the GraphQL mutation the UI's partition dialog sends, and
 every shot gets published; then a backfill whose generations hang is cancelled from the Backfills tab's
-mutation: its fal requests are cancelled (PUT cancel), its runs end cancelled and its pool slots come back.
-At the end no process of the service's tree is left.
+mutation: fal is asked to cancel its requests (PUT cancel), its runs end cancelled and its pool slots come
+back. fal's app ignores a cancel once a request runs (as the fake does by default, reference §15.1), so the
+requests stay `cancel_requested` in the ledger; a backfill of the same shots later follows them to their end
+and publishes their videos without paying for new requests. At the end no process of the service's tree is
+left.
 
 Slow by nature (the backfill daemon ticks every 30 s), so it is marked `slow`; it still runs in `make test`.
 """
@@ -19,6 +22,9 @@ import pytest
 from dagster._core.instance.ref import InstanceRef
 
 from assets.upstream import latest_metadata_or_none
+from shotline.db import open_database
+from shotline.db.engine import sqlite_url
+from shotline.ledger import LedgerState, RequestLedger
 from tests.dagster_ui import (
     DagsterDev,
     dagster_cli,
@@ -50,6 +56,15 @@ def storyboard(root: Path, storyboard_id: str, subjects: list[str]) -> list[str]
     return [f"{storyboard_id}__{s['id']}" for s in shots]
 
 
+def clip_key_of(instance: dg.DagsterInstance, partition_key: str) -> str:
+    """The clip key raw_clip generated (or is generating) the shot under, from its ledger observations."""
+    records = instance.fetch_observations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("raw_clip"), asset_partitions=[partition_key]), limit=1
+    ).records
+    assert records and records[0].asset_observation is not None, f"no ledger observation for {partition_key}"
+    return str(records[0].asset_observation.metadata["clip_key"].value)
+
+
 def published(instance: dg.DagsterInstance, keys: list[str]) -> bool:
     return all(latest_metadata_or_none(instance, "published_clip", k) is not None for k in keys)
 
@@ -73,6 +88,9 @@ def test_ui_backfill_publishes_every_shot_and_a_cancelled_one_frees_fal_and_the_
         "FAL_KEY": TEST_KEY,
         "SHOTLINE_GENERATOR": "fal",
         "SHOTLINE_FAL_QUEUE_URL": fake_fal.url,
+        "SHOTLINE_FAL_REST_URL": fake_fal.rest_url,
+        "SHOTLINE_FAL_CDN_URL": fake_fal.cdn_url,
+        "SHOTLINE_FAL_API_URL": fake_fal.api_url,
         "SHOTLINE_FAL_POLL_INTERVAL_S": "0.1",
         "SHOTLINE_FAL_MAX_POLL_INTERVAL_S": "0.5",
         "SHOTLINE_STORYBOARDS": str(root),
@@ -147,9 +165,13 @@ def test_ui_backfill_publishes_every_shot_and_a_cancelled_one_frees_fal_and_the_
                 "the cancelled runs to end",
             )
             assert {r.status for r in runs} == {dg.DagsterRunStatus.CANCELED}
-            assert all(fake_fal.job(r).cancelled for r in in_flight)
-            ledger = [json.loads(p.read_text()) for p in (work / "records" / "fal-requests").glob("*.json")]
-            assert sorted(e["state"] for e in ledger if e["request_id"] in in_flight) == ["cancelled"] * len(bad)
+            # fal accepted the cancels, but the running requests go on (and will be billed): the ledger keeps
+            # them open, reserved against the budget, for the next run to follow
+            assert fake_fal.cancel_mode == "ignore" and not any(fake_fal.job(r).cancelled for r in in_flight)
+            ledger = RequestLedger(open_database(sqlite_url(work)))
+            entries = [e for key in bad if (e := ledger.get(clip_key_of(instance, key))) is not None]
+            assert {e.request_id for e in entries} == in_flight
+            assert [e.state for e in entries] == [LedgerState.CANCEL_REQUESTED] * len(bad)
             freed = wait_for(
                 lambda: (
                     (i := instance.event_log_storage.get_concurrency_info("fal")).active_slot_count == 0
@@ -167,6 +189,24 @@ def test_ui_backfill_publishes_every_shot_and_a_cancelled_one_frees_fal_and_the_
                 )
                 == "CANCELED"
             )
+
+            # -- the same shots again: their requests, still running on fal, are followed, not paid for twice ---
+            for request_id in in_flight:
+                fake_fal.job(request_id).progress_polls = 0  # they finish at the next look
+            third = service.launch_backfill(bad, title="bad: again")
+            wait_for(
+                lambda: published(instance, bad),
+                240,
+                "the bad shots to be published from their first requests",
+                explain=lambda: run_failures(instance, third),
+            )
+            assert len(fake_fal.submits) == len(good) + len(bad)  # no new paid request
+            for key in bad:
+                [entry] = ledger.attempts(clip_key_of(instance, key))
+                assert entry.request_id in in_flight and entry.state == LedgerState.COMPLETED and entry.billed
+                raw = latest_metadata_or_none(instance, "raw_clip", key)
+                assert raw is not None and raw["fal_request_id"] == entry.request_id
+            assert set(fake_fal.billed_request_ids) == {j.request_id for j in fake_fal.jobs.values()}
     finally:
         service.stop()
     assert service.proc is not None

@@ -95,6 +95,9 @@ def test_demo_storyboard_on_fal_publishing_to_s3(
     env = {
         "FAL_KEY": fake_fal.key,
         "SHOTLINE_FAL_QUEUE_URL": fake_fal.url,
+        "SHOTLINE_FAL_REST_URL": fake_fal.rest_url,
+        "SHOTLINE_FAL_CDN_URL": fake_fal.cdn_url,
+        "SHOTLINE_FAL_API_URL": fake_fal.api_url,
         "SHOTLINE_HOME": str(tmp_path / "home"),
         "SHOTLINE_STORYBOARDS": str(REPO / "storyboards"),
         "SHOTLINE_PUBLISH_URI": f"s3://{s3_env.bucket}/clips",
@@ -109,9 +112,11 @@ def test_demo_storyboard_on_fal_publishing_to_s3(
             assert raw["fal_request_id"] in fake_fal.jobs
             expected = {"480p": 0.08, "720p": 0.14}[shot.resolution] * shot.duration + 0.01
             assert raw["cost_usd"] == pytest.approx(expected)
-            # The still reached fal as a presigned S3 URL, not inline.
+            # The still reached fal through fal storage (uploaded once, by content), not inline and not from S3.
             submitted = fake_fal.job(raw["fal_request_id"]).payload
-            assert submitted["image_url"].startswith(s3_env.endpoint)
+            [upload] = [u for u in fake_fal.uploads if u.access_url == submitted["image_url"]]
+            assert upload.access_url.startswith(f"{fake_fal.cdn_url}/files/")
+            assert upload.sha256 == md["source_image"]["sha256"] and upload.content_type == "image/png"
             prefix = f"clips/{DEMO.id}/{shot.id}/"
             keys = {o["Key"] for o in s3_env.client.list_objects_v2(Bucket=s3_env.bucket, Prefix=prefix)["Contents"]}
             latest = json.loads(
@@ -131,9 +136,12 @@ def test_demo_storyboard_on_fal_publishing_to_s3(
             assert manifest.generation.cost_usd == pytest.approx(expected)
         reel_md = first[DEMO.id]["storyboard_reel"]
         assert reel_md["uri"].startswith(f"s3://{s3_env.bucket}/clips/{DEMO.id}/reel/")
+        assert len(fake_fal.uploads) == len({s.image for s in DEMO.shots})  # one upload per distinct still
+        everything = s3_env.client.list_objects_v2(Bucket=s3_env.bucket)["Contents"]
+        assert not [o["Key"] for o in everything if "/_inputs/" in o["Key"]]  # no stills presigned from S3
 
-        # Unchanged inputs: no new paid request.
+        # Unchanged inputs: no new paid request, no new upload.
         again = run_storyboard(DEMO, env, instance, reel=False)
-        assert len(fake_fal.submits) == len(DEMO.shots)
+        assert len(fake_fal.submits) == len(DEMO.shots) and len(fake_fal.uploads) == len({s.image for s in DEMO.shots})
         assert all(again[s.partition_key]["raw_clip"]["cache_hit"] for s in DEMO.shots)
         assert all(again[s.partition_key]["raw_clip"]["cost_usd"] == 0.0 for s in DEMO.shots)

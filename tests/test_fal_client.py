@@ -90,9 +90,7 @@ def run_to_completion(client: FalQueueClient, **wait_options: Any) -> tuple[Requ
 # -- the happy path -----------------------------------------------------------------------------------------
 
 
-def test_submit_poll_result_download_end_to_end(
-    fake_fal: FakeFal, make_client: ClientFactory, tmp_path: Path
-) -> None:
+def test_submit_poll_result_download_end_to_end(fake_fal: FakeFal, make_client: ClientFactory, tmp_path: Path) -> None:
     client = make_client()
     submitted = client.submit(payload())
     assert submitted.status == "IN_QUEUE" and submitted.queue_position == fake_fal.queue_polls
@@ -169,9 +167,7 @@ def test_base_url_with_a_path_prefix_is_kept_when_rebasing() -> None:
     with FalQueueClient("http://proxy.example/fal", SecretStr("k"), model=MODEL) as client:
         root = "https://queue.fal.run/xai/grok-imagine-video/requests/r1"
         handle = client.handle_for(
-            SubmitResponse(
-                request_id="r1", status_url=f"{root}/status?x=1", response_url=root, cancel_url=None
-            )
+            SubmitResponse(request_id="r1", status_url=f"{root}/status?x=1", response_url=root, cancel_url=None)
         )
         assert handle.status_url == "http://proxy.example/fal/xai/grok-imagine-video/requests/r1/status?x=1"
         assert handle.response_url == "http://proxy.example/fal/xai/grok-imagine-video/requests/r1"
@@ -228,9 +224,7 @@ def test_status_stream_sends_events_until_completed(fake_fal: FakeFal) -> None:
     handle = client.handle_for(client.submit(payload()))
     client.close()
     headers = {"Authorization": f"Key {fake_fal.key}"}
-    with httpx.stream(
-        "GET", handle.status_url + "/stream", params={"logs": "1"}, headers=headers
-    ) as response:
+    with httpx.stream("GET", handle.status_url + "/stream", params={"logs": "1"}, headers=headers) as response:
         assert response.headers["content-type"] == "text/event-stream"
         events = [line for line in response.iter_lines() if line.startswith("data: ")]
     assert '"IN_QUEUE"' in events[0] and '"COMPLETED"' in events[-1]
@@ -281,9 +275,7 @@ def test_403_locked_account_is_fatal_and_quotes_fal(fake_fal: FakeFal, make_clie
         ({"image_url": "https://e/x.png", "resolution": "4k"}, ["prompt: Field required (missing)", "enum"]),
     ],
 )
-def test_422_carries_fals_explanation(
-    make_client: ClientFactory, body: dict[str, Any], expected: list[str]
-) -> None:
+def test_422_carries_fals_explanation(make_client: ClientFactory, body: dict[str, Any], expected: list[str]) -> None:
     with pytest.raises(FalValidationError) as caught:
         make_client().submit(body)
     for needle in expected:
@@ -402,17 +394,13 @@ def test_media_failing_once_is_downloaded_on_the_second_try(
     video = client.result(handle).video
     fake_fal.fail_next("media", **nginx_error(503))
     fake_fal.fail_next("media", action="drop")
-    fake_fal.fail_next(
-        "media", status=200, body="<html>captive portal</html>", headers={"Content-Type": "text/html"}
-    )
+    fake_fal.fail_next("media", status=200, body="<html>captive portal</html>", headers={"Content-Type": "text/html"})
     size, _ = client.download(video.url, tmp_path / "v.mp4")
     assert size == (tmp_path / "v.mp4").stat().st_size > 0
     assert len(fake_fal.seen("media")) == 4
 
 
-def test_expired_media_is_a_final_media_error(
-    fake_fal: FakeFal, make_client: ClientFactory, tmp_path: Path
-) -> None:
+def test_expired_media_is_a_final_media_error(fake_fal: FakeFal, make_client: ClientFactory, tmp_path: Path) -> None:
     client = make_client()
     with pytest.raises(FalMediaError) as caught:
         client.download(f"{fake_fal.url}/media/unknown/x.mp4", tmp_path / "v.mp4")
@@ -420,9 +408,7 @@ def test_expired_media_is_a_final_media_error(
     assert not (tmp_path / "v.mp4").exists() and not list(tmp_path.iterdir())
 
 
-def test_download_checks_the_size_fal_announced(
-    fake_fal: FakeFal, make_client: ClientFactory, tmp_path: Path
-) -> None:
+def test_download_checks_the_size_fal_announced(fake_fal: FakeFal, make_client: ClientFactory, tmp_path: Path) -> None:
     fake_fal.include_file_size = True
     client = make_client()
     handle, _ = run_to_completion(client)

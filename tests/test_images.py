@@ -316,9 +316,7 @@ def test_http_errors(board: Path, store: WorkStore, http_root: tuple[Path, str])
     refused(f"{base}/page.png?token=secret", board, store, "not an image", policy=LOOPBACK)
 
 
-def test_query_strings_stay_out_of_error_messages(
-    board: Path, store: WorkStore, http_root: tuple[Path, str]
-) -> None:
+def test_query_strings_stay_out_of_error_messages(board: Path, store: WorkStore, http_root: tuple[Path, str]) -> None:
     _, base = http_root
     err = refused(f"{base}/x.jpg?X-Amz-Signature=abc123", board, store, "404", policy=LOOPBACK)
     assert "abc123" not in str(err)
@@ -372,9 +370,7 @@ def test_fal_url_is_none_for_a_local_still(board: Path, store: WorkStore) -> Non
 
 def test_fal_url_is_none_for_an_s3_origin(board: Path, store: WorkStore, s3_env: S3Env) -> None:
     # s3 objects are private: no presigned URL any more, the normalised copy is uploaded to fal storage
-    s3_env.client.put_object(
-        Bucket=s3_env.bucket, Key="src/a.jpg", Body=encode(marked((400, 300)), "JPEG", quality=90)
-    )
+    s3_env.client.put_object(Bucket=s3_env.bucket, Key="src/a.jpg", Body=encode(marked((400, 300)), "JPEG", quality=90))
     img = source(s3_env.uri("src/a.jpg"), board, store)
     assert image_url_for_fal(img) is None
     s3_like = img.model_copy(update={"origin_kind": "https", "origin": s3_env.uri("src/a.jpg")})

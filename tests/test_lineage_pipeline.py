@@ -71,6 +71,9 @@ def test_lineage_through_the_jobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     env = {
         "FAL_KEY": fake_fal.key,
         "SHOTLINE_FAL_QUEUE_URL": fake_fal.url,
+        "SHOTLINE_FAL_REST_URL": fake_fal.rest_url,
+        "SHOTLINE_FAL_CDN_URL": fake_fal.cdn_url,
+        "SHOTLINE_FAL_API_URL": fake_fal.api_url,
         "SHOTLINE_HOME": str(tmp_path / "home"),
         "SHOTLINE_STORYBOARDS": str(root),
         "SHOTLINE_PUBLISH_URI": s3_env.uri("clips"),

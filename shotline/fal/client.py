@@ -8,13 +8,11 @@ request. When a submit's answer is lost after its body went out, `SubmitOutcomeU
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -46,6 +44,7 @@ from shotline.fal.models import (
     VideoResult,
 )
 from shotline.fal.outcomes import classify, is_final_answer
+from shotline.fal.retry import Backoff, is_transient_status, retry_after_s
 from shotline.fsutil import atomic_path
 from shotline.netguard import UrlPolicy, guarded_stream
 
@@ -123,7 +122,7 @@ class FalQueueClient:
         self._key = key
         self._sleep = sleep
         self._clock = clock
-        self._rng = rng or random.Random()
+        self._waits = Backoff(backoff_base, backoff_cap, max_retry_after, rng or random.Random())
         self._http = httpx.Client(
             transport=transport,
             timeout=timeout,
@@ -347,7 +346,7 @@ class FalQueueClient:
                     elif _is_transient(response):
                         response.read()
                         problem = _describe(response)
-                        delay = self._retry_after(response)
+                        delay = retry_after_s(response, self.max_retry_after)
                     else:
                         response.read()
                         raise FalMediaError(
@@ -362,7 +361,7 @@ class FalQueueClient:
             except httpx.TransportError as exc:
                 problem = f"{type(exc).__name__}: {exc}"
             if attempt < self.max_attempts:
-                delay = self._backoff(attempt) if delay is None else delay
+                delay = self._waits.delay(attempt) if delay is None else delay
                 logger.info("download of %s failed (%s); retrying in %.2f s", url, problem, delay)
                 self._sleep(delay)
         raise FalMediaError(
@@ -450,8 +449,8 @@ class FalQueueClient:
                 if attempt == max_attempts:
                     return response
                 problem = _describe(response)
-                delay = self._retry_after(response)
-            delay = self._backoff(attempt) if delay is None else delay
+                delay = retry_after_s(response, self.max_retry_after)
+            delay = self._waits.delay(attempt) if delay is None else delay
             logger.info(
                 "fal %s: %s; retrying in %.2f s (attempt %d of %d)",
                 what,
@@ -462,26 +461,6 @@ class FalQueueClient:
             )
             self._sleep(delay)
         raise FalUnavailable(f"fal {what} failed after {max_attempts} attempts: {problem}", retryable=True)
-
-    def _backoff(self, attempt: int) -> float:
-        raw = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
-        return min(self.backoff_cap, raw * self._rng.uniform(0.5, 1.5))
-
-    def _retry_after(self, response: httpx.Response) -> float | None:
-        value = response.headers.get("retry-after")
-        if not value:
-            return None
-        try:
-            seconds = float(value)
-        except ValueError:
-            try:
-                when = email.utils.parsedate_to_datetime(value)
-            except (TypeError, ValueError):
-                return None
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=UTC)
-            seconds = (when - datetime.now(UTC)).total_seconds()
-        return min(max(seconds, 0.0), self.max_retry_after)
 
     def _submit_error(self, url: str, response: httpx.Response) -> FalError:
         code = response.status_code
@@ -554,7 +533,7 @@ def _auth_error(response: httpx.Response, what: str) -> FalAuthError:
 
 
 def _is_transient(response: httpx.Response) -> bool:
-    return response.status_code in (408, 429) or response.status_code >= 500
+    return is_transient_status(response.status_code)
 
 
 def _json(response: httpx.Response) -> Any:

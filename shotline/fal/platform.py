@@ -24,6 +24,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator
 
 from shotline.fal.errors import FalAuthError, FalError, format_detail
+from shotline.fal.retry import Backoff, is_transient_status, retry_after_s
 
 logger = logging.getLogger("shotline.fal.platform")
 
@@ -111,7 +112,7 @@ class FalPlatform:
         self.max_retry_after = max_retry_after
         self._key = key
         self._sleep = sleep
-        self._rng = rng or random.Random()
+        self._waits = Backoff(backoff_base, backoff_cap, max_retry_after, rng or random.Random())
         self._http = httpx.Client(
             transport=transport,
             timeout=timeout,
@@ -227,16 +228,16 @@ class FalPlatform:
                         detail=detail,
                     )
                 problem = f"HTTP {code}" + (f": {detail}" if detail else "")
-                if not (code in (408, 429) or code >= 500):
+                if not is_transient_status(code):
                     raise FalPlatformError(
                         f"fal platform: listing requests failed: {problem}",
                         retryable=False,
                         status_code=code,
                         detail=detail,
                     )
-                delay = self._retry_after(response)
+                delay = retry_after_s(response, self.max_retry_after)
             if attempt < self.max_attempts:
-                delay = self._backoff(attempt) if delay is None else delay
+                delay = self._waits.delay(attempt) if delay is None else delay
                 logger.info("fal platform listing: %s; retrying in %.2f s", problem, delay)
                 self._sleep(delay)
         raise FalPlatformError(
@@ -245,17 +246,6 @@ class FalPlatform:
 
     def _auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Key {self._key.get_secret_value()}"}
-
-    def _backoff(self, attempt: int) -> float:
-        raw = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
-        return raw * self._rng.uniform(0.5, 1.5)
-
-    def _retry_after(self, response: httpx.Response) -> float | None:
-        try:
-            seconds = float(response.headers.get("retry-after", ""))
-        except ValueError:
-            return None
-        return min(max(seconds, 0.0), self.max_retry_after)
 
 
 def _same_json(value: Any, wanted: str) -> bool:

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from shotline.errors import UrlRefused
 from shotline.fal.errors import FalAuthError, FalError, format_detail
+from shotline.fal.retry import Backoff, is_transient_status
 from shotline.netguard import UrlPolicy, guarded_client, redact
 
 logger = logging.getLogger("shotline.fal.storage")
@@ -102,7 +103,7 @@ class FalStorage:
         self._key = key
         self._sleep = sleep
         self._now = now
-        self._rng = rng or random.Random()
+        self._waits = Backoff(backoff_base, backoff_cap, rng=rng or random.Random())
         self._token: _CdnToken | None = None
         self._token_lock = threading.Lock()
         headers = {"User-Agent": f"shotline/0.1 httpx/{httpx.__version__}"}
@@ -232,7 +233,7 @@ class FalStorage:
                         return True
                     if code in _GONE:
                         return False
-                    if not _is_transient(code):
+                    if not is_transient_status(code):
                         raise FalStorageError(
                             f"fal storage: checking {shown}: unexpected HTTP {code}",
                             retryable=False,
@@ -244,7 +245,7 @@ class FalStorage:
             except httpx.TransportError as exc:
                 problem = f"{type(exc).__name__}: {exc}"
             if attempt < self.max_attempts:
-                self._sleep(self._backoff(attempt))
+                self._sleep(self._waits.delay(attempt))
         raise FalStorageError(
             f"fal storage: could not check {shown} after {self.max_attempts} attempts: {problem}", retryable=True
         )
@@ -282,7 +283,7 @@ class FalStorage:
                 if code in (401, 403) and auth != "presigned":
                     raise FalAuthError(_auth_message(what, code, detail, auth), status_code=code, detail=detail)
                 problem = f"HTTP {code}" + (f": {detail}" if detail else "")
-                if not _is_transient(code):
+                if not is_transient_status(code):
                     raise FalStorageError(
                         f"fal storage {what} ({method} {shown}): {problem}",
                         retryable=False,
@@ -290,17 +291,13 @@ class FalStorage:
                         detail=detail,
                     )
             if attempt < self.max_attempts:
-                delay = self._backoff(attempt)
+                delay = self._waits.delay(attempt)
                 logger.info("fal storage %s: %s; retrying in %.2f s", what, problem, delay)
                 self._sleep(delay)
         raise FalStorageError(
             f"fal storage {what} ({method} {shown}) failed after {self.max_attempts} attempts: {problem}",
             retryable=True,
         )
-
-    def _backoff(self, attempt: int) -> float:
-        raw = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
-        return raw * self._rng.uniform(0.5, 1.5)
 
 
 def _lifecycle_headers(expires_in_s: int | None) -> dict[str, str]:
@@ -323,10 +320,6 @@ def _auth_message(what: str, code: int, detail: str, auth: Auth) -> str:
         f"fal storage {what}: HTTP 403: the fal account is locked or may not use storage; a human has to sort "
         f"it out on fal's dashboard{said}"
     )
-
-
-def _is_transient(code: int) -> bool:
-    return code in (408, 429) or code >= 500
 
 
 def _detail(response: httpx.Response) -> str:
