@@ -7,7 +7,7 @@ DAGSTER_HOME ?= $(CURDIR)/.dagster
 # generation requests in flight at once (the `fal` pool); match your fal account's concurrency limit
 FAL_POOL ?= 2
 
-.PHONY: demo test install postgres-server dev pools lint bench bench-backfill lock clean
+.PHONY: demo test install postgres-server chromium dev pools lint bench bench-backfill lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "shotline needs Python 3.11 or newer")'
@@ -35,7 +35,7 @@ pools: $(STAMP) $(DAGSTER_HOME)/dagster.yaml  ## set the fal pool limit now: mak
 demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml $(DAGSTER_HOME)/.pool-fal-$(FAL_POOL)  ## run the clip job on every demo shot, then the reel
 	DAGSTER_HOME=$(DAGSTER_HOME) $(PY) -m pipelines.demo
 
-test: $(STAMP) postgres-server  ## the whole test suite
+test: $(STAMP) postgres-server chromium  ## the whole test suite
 	$(PY) -m pytest -q
 
 # tests/test_postgres.py runs Dagster and the ledger on a real PostgreSQL server (tests/postgres_server.py starts
@@ -60,6 +60,25 @@ postgres-server:
 	  || { $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive $(PG_APT); } \
 	  || { echo "make test: could not install postgresql with apt-get (see above)" >&2; exit 1; }; \
 	has_initdb || { echo "make test: postgresql is installed but no initdb is under /usr/lib/postgresql/*/bin or on PATH" >&2; exit 1; }
+
+# tests/test_ui_browser.py drives the Dagster UI in Debian's Chromium through Playwright (never Playwright's own
+# browser download), so `make test` installs the chromium package when /usr/bin/chromium is missing; like
+# postgres-server, finding the program is the check.
+CHROMIUM_APT := apt-get install -y --no-install-recommends chromium
+chromium:
+	@command -v chromium >/dev/null 2>&1 && exit 0; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "make test: no chromium found and no apt-get to install one: install Chromium (the program named chromium)" >&2; \
+	  exit 1; \
+	fi; \
+	if [ "$$(id -u)" -eq 0 ]; then sudo=; \
+	elif command -v sudo >/dev/null 2>&1; then sudo=sudo; \
+	else echo "make test: no chromium found; as root, run: $(CHROMIUM_APT)" >&2; exit 1; fi; \
+	echo "make test: installing Debian's chromium package ($${sudo:+sudo }$(CHROMIUM_APT)): tests/test_ui_browser.py drives the Dagster UI in it"; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive $(CHROMIUM_APT) >/dev/null \
+	  || { $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update >/dev/null && $$sudo env DEBIAN_FRONTEND=noninteractive $(CHROMIUM_APT) >/dev/null; } \
+	  || { echo "make test: could not install chromium with apt-get (see above)" >&2; exit 1; }; \
+	command -v chromium >/dev/null 2>&1 || { echo "make test: the chromium package is installed but no chromium is on PATH" >&2; exit 1; }
 
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml $(DAGSTER_HOME)/.pool-fal-$(FAL_POOL)  ## the Dagster UI and daemon on http://127.0.0.1:3000
 	DAGSTER_HOME=$(DAGSTER_HOME) $(VENV)/bin/dagster dev -w workspace.yaml

@@ -78,24 +78,30 @@ class Budget:
         with self.db.begin() as conn:
             return self._summary(conn, day)
 
+    def check(self, amount: Decimal | float, clip_key: str, *, label: str | None = None) -> None:
+        """Raise BudgetExceeded now if `amount` would not fit today (before work that would be wasted; the
+        reservation itself decides, atomically)."""
+        with self.db.begin() as conn:
+            self._refuse_over_cap(conn, self.today(), to_cents(amount), clip_key, label)
+
     def reserve(
-        self, amount: Decimal | float, clip_key: str, *, label: str | None = None, conn: Connection | None = None
+        self,
+        amount: Decimal | float,
+        clip_key: str,
+        *,
+        label: str | None = None,
+        conn: Connection | None = None,
+        enforce: bool = True,
     ) -> Reservation:
-        """Hold `amount` of today's budget for one paid submit, or raise BudgetExceeded."""
+        """Hold `amount` of today's budget for one paid submit, or raise BudgetExceeded. `enforce=False`
+        records spend fal incurs whatever the cap says (a duplicate request found for a lost submit)."""
         amount = to_cents(amount)
         day = self.today()
         with self._transaction(conn) as tx:
             self.db.insert_ignoring_duplicates(tx, budget_days, {"day": day})
             tx.execute(sa.select(budget_days.c.day).where(budget_days.c.day == day).with_for_update())
-            spend = self._summary(tx, day)
-            if self.cap is not None and spend.total + amount > self.cap:
-                what = f" for {label}" if label else ""
-                raise BudgetExceeded(
-                    f"generating clip {clip_key}{what} would cost ${amount} and take today's spend "
-                    f"({day}, UTC) over SHOTLINE_BUDGET_USD=${self.cap}: ${spend.committed} spent and "
-                    f"${spend.reserved} reserved by requests still running, on every host. Nothing was "
-                    "submitted. Raise SHOTLINE_BUDGET_USD or wait for the next UTC day"
-                )
+            if enforce:
+                self._refuse_over_cap(tx, day, amount, clip_key, label)
             reservation = Reservation(uuid.uuid4().hex, day, clip_key, amount)
             tx.execute(
                 sa.insert(budget_entries).values(
@@ -129,6 +135,18 @@ class Budget:
                 .where(budget_entries.c.id == rid)
                 .values(state="released", amount_cents=0, at=self._now().isoformat())
             )
+
+    def _refuse_over_cap(self, conn: Connection, day: str, amount: Decimal, clip_key: str, label: str | None) -> None:
+        spend = self._summary(conn, day)
+        if self.cap is None or spend.total + amount <= self.cap:
+            return
+        what = f" for {label}" if label else ""
+        raise BudgetExceeded(
+            f"generating clip {clip_key}{what} would cost ${amount} and take today's spend "
+            f"({day}, UTC) over SHOTLINE_BUDGET_USD=${self.cap}: ${spend.committed} spent and "
+            f"${spend.reserved} reserved by requests still running, on every host. Nothing was "
+            "submitted. Raise SHOTLINE_BUDGET_USD or wait for the next UTC day"
+        )
 
     def _summary(self, conn: Connection, day: str) -> DaySpend:
         totals = dict(

@@ -15,7 +15,6 @@ from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-from boto3.s3.transfer import TransferConfig
 from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from pydantic import BaseModel, ConfigDict
@@ -41,7 +40,6 @@ log = logging.getLogger(__name__)
 
 FIELD = "image"
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
-FAL_URL_EXPIRES_S = 6 * 3600  # long enough for a queued fal request to fetch its input
 
 OriginKind = Literal["path", "https", "s3"]
 Refuse = Callable[..., InputError]
@@ -250,14 +248,6 @@ def image_url_for_fal(img: SourcedImage) -> str | None:
     if img.origin_kind == "https" and img.origin.startswith("https://") and not img.conversions:
         return img.origin
     return None
-
-
-def _single_put_transfer() -> TransferConfig:
-    # Normalised stills are at most a few MiB: one PUT, full-object checksum.
-    return TransferConfig(multipart_threshold=1 << 40, preferred_transfer_client="classic")
-
-
-# --- sources --------------------------------------------------------------------------------------------
 
 
 def _read_path(spec: str, storyboard_dir: Path, max_bytes: int, refuse: Refuse) -> tuple[bytes, str]:

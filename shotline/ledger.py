@@ -140,7 +140,8 @@ class LedgerEntry(BaseModel):
             "cancel_requested_at": self.cancel_requested_at,
             "finished_at": self.finished_at,
             "outcome": self.outcome,
-            "billed": self.billed,
+            # an attempt that ended without fal saying (a 422, a lost request) is shown as possibly billed
+            "billed": "possibly" if self.billed is None and not self.is_open else self.billed,
             "billable_units": self.billable_units,
             "cost_usd": self.cost_usd,
             "error": self.error,
@@ -261,7 +262,7 @@ class RequestLedger:
             origin="duplicate",
             state=LedgerState.SUBMITTED,
             label=None,
-            reserve=False,
+            reserve="always",
             sent_at=sent_at,
         )
         return self._update(entry, **_handle_fields(handle), submitted_at=self._stamp())
@@ -392,7 +393,7 @@ class RequestLedger:
         self,
         lease: Lease | None,
         *,
-        reserve: bool,
+        reserve: bool | str,
         label: str | None,
         state: LedgerState,
         sent_at: str | None = None,
@@ -408,7 +409,11 @@ class RequestLedger:
             reservation = None
             if reserve and self.budget is not None:
                 reservation = self.budget.reserve(
-                    fields["estimated_cost_usd"], fields["clip_key"], label=label, conn=conn
+                    fields["estimated_cost_usd"],
+                    fields["clip_key"],
+                    label=label,
+                    conn=conn,
+                    enforce=reserve != "always",  # fal bills a duplicate whatever the cap says
                 )
             values = {
                 **fields,

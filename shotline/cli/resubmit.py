@@ -37,22 +37,27 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     last = max(entries, key=lambda e: (e.created_at, e.attempt))
     attempts = ledger.attempts(last.clip_key)
-    if any(a.is_open for a in attempts):
-        open_one = next(a for a in attempts if a.is_open)
+    open_one = next((a for a in attempts if a.is_open), None)
+    if open_one is not None and open_one.state != LedgerState.SUBMITTING:
         print(
             f"shotline resubmit: request {open_one.request_id or '(submit outcome being looked up)'} of "
             f"{args.target} is still {open_one.state.value}: the next run follows it; nothing to resubmit",
             file=sys.stderr,
         )
         return 1
-    if attempts[-1].state == LedgerState.COMPLETED:
+    if open_one is not None:  # a submit whose answer was lost and could not be looked up: a person decides
+        print(
+            f"{args.target}: the answer to submit attempt {open_one.attempt} (sent {open_one.sent_at}) was lost; "
+            "fal may have queued and billed it. Resubmitting gives it up (it stays recorded as possibly billed)"
+        )
+    elif attempts[-1].state == LedgerState.COMPLETED:
         print(
             f"shotline resubmit: {args.target} has its clip (request {attempts[-1].request_id}); for another take "
             "change the shot in the storyboard",
             file=sys.stderr,
         )
         return 1
-    if attempts[-1].state == LedgerState.RESUBMIT_REQUESTED:
+    elif attempts[-1].state == LedgerState.RESUBMIT_REQUESTED:
         print(f"{args.target}: a resubmit is already requested; run the shot")
         return 0
     resolution = str(last.parameters.get("resolution", "720p"))
@@ -69,6 +74,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if input("pay for it? [y/N] ").strip().lower() not in ("y", "yes"):
             print("nothing changed")
             return 1
-    ledger.request_resubmit(attempts[-1], by=getpass.getuser())
+    by = getpass.getuser()
+    if open_one is not None:
+        ledger.mark_failed(
+            open_one,
+            outcome="abandoned",
+            error=f"submit outcome unknown; given up by {by} (shotline resubmit)",
+            error_type=None,
+            billed=None,
+            retryable=False,
+        )
+    ledger.request_resubmit(ledger.attempts(last.clip_key)[-1], by=by)
     print(f"recorded: the next run of {args.target} submits a new request")
     return 0

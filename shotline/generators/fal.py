@@ -217,13 +217,14 @@ class FalGenerator:
         if not attempts or attempts[-1].state in (LedgerState.CANCELLED, LedgerState.RESUBMIT_REQUESTED):
             return
         last = attempts[-1]
+        reason = (last.error or "").removeprefix(f"{_where(request)}: ")
         since = max((a.attempt for a in attempts if a.state == LedgerState.RESUBMIT_REQUESTED), default=0)
         where = _where(request)
         if not (last.retryable and last.billed is False):
             billed = {True: "it was billed", None: "it may have been billed", False: "it was not billed"}[last.billed]
             raise FalRequestFailed(
                 f"{where}: fal request {last.request_id or '(no id)'} (attempt {last.attempt}) failed "
-                f"{last.finished_at}: {last.error}. {billed.capitalize()}, and the same input would most likely "
+                f"{last.finished_at}: {reason}. {billed.capitalize()}, and the same input would most likely "
                 f"fail the same way, so it is not submitted again automatically; to pay for a new request "
                 f"deliberately: shotline resubmit {request.storyboard_id}/{request.shot_id}",
                 retryable=False,
@@ -235,8 +236,9 @@ class FalGenerator:
         if tried >= self.max_attempts:
             raise FalRequestFailed(
                 f"{where}: {tried} fal requests for this clip failed (none billed), the last one "
-                f"{last.request_id or '(no id)'}: {last.error}. SHOTLINE_FAL_MAX_ATTEMPTS={self.max_attempts} "
-                f"reached; run the shot again later, or raise the limit",
+                f"{last.request_id or '(no id)'}: {reason}. SHOTLINE_FAL_MAX_ATTEMPTS={self.max_attempts} "
+                f"reached for this clip; to pay for another request deliberately: shotline resubmit "
+                f"{request.storyboard_id}/{request.shot_id} (or raise the limit)",
                 retryable=False,
                 billed=False,
                 request_id=last.request_id,
@@ -253,8 +255,11 @@ class FalGenerator:
     def _submit(self, client: FalQueueClient, lease: Lease, request: GenerationRequest, log: LogFn) -> None:
         if client.model != self.model:
             raise ValueError(f"client model {client.model!r} is not the generator's model {self.model!r}")
-        payload = self.build_payload(request, log)
         estimate = estimate_cost_usd(request.resolution, request.duration)
+        label = f"{request.storyboard_id}/{request.shot_id}"
+        if self.budget is not None:  # before the still goes to fal storage; the reservation below decides
+            self.budget.check(estimate, request.clip_key, label=label)
+        payload = self.build_payload(request, log)
         entry = self.ledger.begin_submit(
             lease,
             clip_key=request.clip_key,
@@ -266,7 +271,7 @@ class FalGenerator:
             image_sha256=request.image_sha256,
             estimated_cost_usd=estimate,
             start_timeout_s=self.queue_timeout_s,
-            label=f"{request.storyboard_id}/{request.shot_id}",
+            label=label,
         )
         try:
             submitted = client.submit(payload, start_timeout_s=self.queue_timeout_s)
@@ -577,7 +582,7 @@ class FalGenerator:
                 request_id=rid,
             )
         detail = outcome.detail or (final.error if final and final.error else "") or "no explanation given"
-        message = f"fal request {rid} {outcome.describe().split(': ', 1)[0]}: {detail}"
+        message = f"{outcome.describe().split(': ', 1)[0]}: {detail}"
         if outcome.kind == OutcomeKind.CANCELLED and not outcome.billed:
             self.ledger.mark_cancelled(entry, reason=message, billable_units=outcome.billable_units)
         else:
