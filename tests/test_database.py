@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 from shotline.budget import Budget
 from shotline.clip_index import ClipIndex
 from shotline.db import open_database
-from shotline.db.engine import Database, migrate, sqlite_url
+from shotline.db.engine import MIGRATIONS, Database, migrate, sqlite_url
 from shotline.db.json_import import import_json_records
 from shotline.db.leases import ClipLeases, LeaseLost
 from shotline.db.tables import VERSION_TABLE
@@ -49,7 +51,7 @@ def test_many_processes_migrating_at_once_end_with_one_current_schema(database_u
     db = open_database(database_url)
     with db.begin() as conn:
         versions = conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
-    assert versions == ["0001"]
+    assert versions == ["0002"]  # the newest migration (0002: takes and review)
     migrate(db)  # again: nothing to do
 
 
@@ -62,6 +64,14 @@ def test_the_schema_lives_beside_dagsters_own_alembic_table(tmp_path: Path) -> N
     with db.begin() as conn:
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "29b539ebc72a"
     assert "fal_requests" in sa.inspect(db.engine).get_table_names()
+
+
+def head_revision() -> str:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head
 
 
 def old_records(home: Path) -> None:
