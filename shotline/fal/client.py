@@ -183,9 +183,9 @@ class FalQueueClient:
         url = f"{self.base_url}/{self.model}"
         headers = self._auth_headers()
         if start_timeout_s is not None:
-            # the start timeout (reference §15.3): the proven header name; on expiry fal answers 504 + user
+            # the start timeout, in the header name fal's SDKs send: on expiry fal answers 504 + "user"
             headers["X-Fal-Request-Timeout"] = f"{start_timeout_s:g}"
-        # the clip key names this model: fal must not reroute to another endpoint (§15.6, both spellings)
+        # the clip key names this model: fal must not reroute to another endpoint (both documented spellings)
         headers["x-app-fal-disable-fallback"] = "true"
         headers["x-fal-disable-fallbacks"] = "true"
         try:

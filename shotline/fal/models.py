@@ -1,7 +1,7 @@
 """The shapes fal's queue API sends and receives, validated at the edge.
 
 Outgoing payloads are strict (a typo must not reach a paid API); everything fal sends back is lenient:
-unknown fields are kept, optional fields may be missing or null (see reference/fal-queue-api.md §2-4).
+unknown fields are kept, optional fields may be missing or null (fal's queue API reference: https://fal.ai/docs/api-reference/inference-api).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """What a request's final answer means: its outcome, whether fal billed it, whether a new submit may help.
 
-fal's result endpoint returns the model's stored answer (reference/fal-queue-api.md §15.2): an answer that
+fal's result endpoint returns the model's stored answer (https://fal.ai/docs/inference-api/queue/result): an answer that
 carries `x-fal-request-id` is final for that request and is classified exactly once, from the HTTP status,
 `detail[].type` / `error_type`, `X-Fal-Retryable`, `X-Fal-Request-Timeout-Type` and `X-Fal-Billable-Units`.
-Billing (§15.4): 2xx is billed; 5xx is never billed (a model error, a runner error, the start timeout);
+Billing (https://docs.fal.ai/faq, the pricing page): 2xx is billed; 5xx is never billed (a model error, a runner error, the start timeout);
 a 422 may be billed; `X-Fal-Billable-Units`, when present, is what fal says it billed.
 """
 
@@ -18,7 +18,7 @@ import httpx
 from shotline.fal.errors import format_detail
 
 CANCELLED_ERROR_TYPES = frozenset({"client_cancelled", "client_disconnected"})
-# request (infrastructure) errors, reference §8.2: fal never bills them and a new submit may succeed
+# request (infrastructure) errors (fal's request-errors page): fal never bills them and a new submit may succeed
 RUNNER_ERROR_TYPES = frozenset(
     {
         "request_timeout",
@@ -34,7 +34,7 @@ RUNNER_ERROR_TYPES = frozenset(
         "internal_error",
     }
 )
-# model errors that describe a passing condition (the toolkit's 5xx types, §15.2): worth a new submit when
+# model errors that describe a passing condition (the 5xx types of fal's toolkit): worth a new submit when
 # the answer does not say otherwise through X-Fal-Retryable
 TRANSIENT_MODEL_ERROR_TYPES = frozenset(
     {"internal_server_error", "generation_timeout", "downstream_service_unavailable"}

@@ -1,4 +1,4 @@
-"""fal's platform API: the requests an endpoint received (reference/fal-queue-api.md §15.6).
+"""fal's platform API: the requests an endpoint received (https://fal.ai/docs/platform-apis/v1/models/requests/by-endpoint).
 
 Used to recover a submit whose answer was lost: the ledger stores the canonical input (or its SHA-256) and
 the send time before the POST, and `find_by_input` later looks for requests with that input sent since. The

@@ -1,4 +1,4 @@
-"""Upload local images to fal storage (reference/fal-queue-api.md §9.7, §15.5), and check an uploaded URL.
+"""Upload local images to fal storage (https://fal.ai/docs/documentation/model-apis/fal-cdn), check an uploaded URL.
 
 The flow is fal_client's: a CDN token from the REST host (`Key` auth, cached until it expires), then the raw
 bytes to the configured CDN host with that token; if either step fails, fal-js's pair instead: initiate on
