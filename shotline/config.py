@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from shotline.credentials.settings import CredentialSettings
 from shotline.db.engine import sqlite_url
 
 DEFAULT_FAL_QUEUE_URL = "https://queue.fal.run"
@@ -41,6 +42,12 @@ class Settings(BaseModel):
     # the content-addressed working store; "" = `home` itself
     store_uri: str = ""
     cache_max_bytes: int = DEFAULT_CACHE_MAX_BYTES
+    # content credentials (SHOTLINE_C2PA*); their development chain lives under `home` (see `credentials`)
+    c2pa: CredentialSettings = CredentialSettings()
+
+    @property
+    def credentials(self) -> CredentialSettings:
+        return self.c2pa.model_copy(update={"home": self.home})
 
     @property
     def publish_target(self) -> str:
@@ -62,6 +69,7 @@ class Settings(BaseModel):
         if generator not in ("fal", "preview"):
             raise ValueError(f"SHOTLINE_GENERATOR must be 'fal' or 'preview', not {generator!r}")
         budget = env.get("SHOTLINE_BUDGET_USD")
+        home = Path(env.get("SHOTLINE_HOME") or "./.shotline")
         return cls(
             fal_key=SecretStr(key) if key else None,
             generator=generator,  # type: ignore[arg-type]
@@ -72,12 +80,13 @@ class Settings(BaseModel):
             fal_model=env.get("SHOTLINE_FAL_MODEL") or DEFAULT_FAL_MODEL,
             fal_max_attempts=_positive_int(env, "SHOTLINE_FAL_MAX_ATTEMPTS", DEFAULT_FAL_MAX_ATTEMPTS),
             storyboards=env.get("SHOTLINE_STORYBOARDS") or "./storyboards",
-            home=Path(env.get("SHOTLINE_HOME") or "./.shotline"),
+            home=home,
             publish_uri=env.get("SHOTLINE_PUBLISH_URI") or "",
             budget_usd=float(budget) if budget else None,
             database_url=(env.get("SHOTLINE_DATABASE_URL") or "").strip(),
             store_uri=(env.get("SHOTLINE_STORE_URI") or "").strip(),
             cache_max_bytes=_positive_int(env, "SHOTLINE_CACHE_MAX_BYTES", DEFAULT_CACHE_MAX_BYTES),
+            c2pa=CredentialSettings.from_env(env, home),
         )
 
 

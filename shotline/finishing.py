@@ -4,11 +4,23 @@ clips cut into its reel. The same inputs and spec never render twice."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
+from shotline.credentials.manifest import (
+    ClipProvenance,
+    ReelPart,
+    ReelProvenance,
+    SourceFile,
+    clip_plan,
+    reel_plan,
+)
+from shotline.credentials.report import SigningReport
+from shotline.errors import MediaError
+from shotline.generators.base import GenerationOutcome
 from shotline.hashing import sha256_file, stable_hash
+from shotline.manifest import ReelClip
 from shotline.media.deliverable import Expected
 from shotline.media.encoding import FPS
 from shotline.media.frames import frame_size
@@ -17,6 +29,9 @@ from shotline.media.reel import ReelResult, planned_duration, render_reel
 from shotline.media.timing import output_frames
 from shotline.store import StoredObject, WorkStore
 from shotline.storyboard import Shot, Storyboard, resolve_inside
+
+if TYPE_CHECKING:
+    from shotline.credentials.signing import ContentSigner
 
 _Rendered = TypeVar("_Rendered", "FinishedClip", "CutReel")
 FINAL_RECORDS = "finals"
@@ -33,14 +48,17 @@ def finish_spec_for(
     model: str | None,
     request_id: str | None,
     lineage_uri: str | None = None,
+    take: int | None = None,
 ) -> FinishSpec:
     """`lineage_uri`: where the shot's latest.json is published (shotline.publish.lineage_uri). The file
     carries it with storyboard and shot, a key that does not depend on its own sha256: the manifest of this
-    very file is `<sha12>.json` beside that latest.json, sha12 being the start of the file's sha256."""
+    very file is `<sha12>.json` beside that latest.json, sha12 being the start of the file's sha256.
+    `take`: the take of the generated clip (default: the shot's); every take is its own deliverable."""
     location = lineage_uri or f"{storyboard.id}/{shot.id}/latest.json"
     tags = {
         "storyboard": storyboard.id,
         "shot": shot.id,
+        "take": str(shot.take if take is None else take),
         "generator": generator,
         "lineage": location,
         "comment": f"shotline {storyboard.id}/{shot.id} lineage: {location}",
@@ -91,6 +109,59 @@ def with_shot_finishing(spec: FinishSpec, storyboard: Storyboard, shot: Shot) ->
             loop=shot.music.loop,
         )
     return FinishSpec.model_validate({**dict(spec), **extra})
+
+
+def clip_provenance(
+    storyboard: Storyboard,
+    shot: Shot,
+    generation: GenerationOutcome,
+    *,
+    take: int,
+    still: SourceFile,
+    raw: SourceFile,
+    lineage_uri: str,
+) -> ClipProvenance:
+    """What the deliverable's content credentials say it was made from; MediaError when `still` is not the
+    image the clip was generated from (its credentials would name the wrong input)."""
+    recorded = generation.parameters.get("image_sha256")
+    if recorded and recorded != still.sha256:
+        raise MediaError(
+            f"{storyboard.id}/{shot.id}: the still {still.sha256[:12]} is not the image the clip was generated from "
+            f"({str(recorded)[:12]}): materialize raw_clip again"
+        )
+    return ClipProvenance(
+        storyboard_id=storyboard.id,
+        shot_id=shot.id,
+        take=take,
+        generator=generation.generator,
+        preview=generation.preview,
+        model=generation.model,
+        request_id=generation.request_id,
+        lineage_uri=lineage_uri,
+        still=still,
+        raw=raw,
+    )
+
+
+def reel_provenance(
+    storyboard: Storyboard, clips: list[tuple[str, Path, str]], entries: list[ReelClip], *, lineage_uri: str
+) -> ReelProvenance:
+    """What the reel's content credentials say it was cut from: each clip's signed deliverable (`clips`, as
+    cut_reel takes them) with its reel manifest entry."""
+    by_shot = {e.shot_id: e for e in entries}
+    return ReelProvenance(
+        storyboard_id=storyboard.id,
+        lineage_uri=lineage_uri,
+        clips=[
+            ReelPart(
+                shot_id=shot_id,
+                file=SourceFile(path=path, sha256=sha),
+                preview=by_shot[shot_id].generator == "preview",
+                manifest_uri=by_shot[shot_id].manifest_uri,
+            )
+            for shot_id, path, sha in clips
+        ],
+    )
 
 
 def _spec_key(spec: FinishSpec) -> dict[str, Any]:
@@ -146,6 +217,7 @@ class FinishedClipFacts(BaseModel):
     render: FinishResult
     thumbnail: dict[str, Any]
     cache_hit: bool = False
+    credentials: SigningReport | None = None  # None: finished with signing off (SHOTLINE_C2PA=off)
 
 
 class FinishedClip(FinishedClipFacts):
@@ -153,20 +225,44 @@ class FinishedClip(FinishedClipFacts):
     thumbnail_path: Path
 
 
-def finish_clip(raw: Path, raw_sha256: str, spec: FinishSpec, store: WorkStore, label: str) -> FinishedClip:
-    key = stable_hash({"raw": raw_sha256, "spec": _spec_key(spec), "render": RENDER_VERSION})
+def finish_clip(
+    raw: Path,
+    raw_sha256: str,
+    spec: FinishSpec,
+    store: WorkStore,
+    label: str,
+    *,
+    signer: ContentSigner | None = None,
+    provenance: ClipProvenance | None = None,
+) -> FinishedClip:
+    """Render, then (with a `signer`) sign the deliverable with its `provenance`: the signed file is what is
+    stored and handed on, so its sha256 (and every name made from it) describes the signed bytes."""
+    parts: dict[str, Any] = {"raw": raw_sha256, "spec": _spec_key(spec), "render": RENDER_VERSION}
+    if signer is not None:
+        if provenance is None:
+            raise ValueError("signing a clip needs its provenance")
+        # which signer and what the manifest says: a render signed otherwise (or unsigned) is another file
+        parts["credentials"] = {**signer.identity(), "provenance": provenance.key()}
+    key = stable_hash(parts)
     cached = _cached(store, FINAL_RECORDS, key, FinishedClip)
     if cached is not None:
         return cached
     with store.scratch(f"finish-{label}") as work:
         render = render_final(raw, spec, work / "final.mp4", work)
         thumbnail = make_thumbnail(work / "final.mp4", work / "thumb.jpg", spec.fade)
-        video = store.put_file(work / "final.mp4", ".mp4")
+        deliverable, credentials = work / "final.mp4", None
+        if signer is not None and provenance is not None:
+            plan = clip_plan(provenance, render, title=spec.title or label)
+            credentials = signer.sign(deliverable, work / "signed.mp4", plan)
+            deliverable = work / "signed.mp4"
+            render = render.model_copy(update={"steps": [*render.steps, credentials.step()]})
+        video = store.put_file(deliverable, ".mp4")
         thumb = store.put_file(work / "thumb.jpg", ".jpg")
     done = FinishedClip(
         **_stored_fields(video, thumb),
         render=render,
         thumbnail=thumbnail,
+        credentials=credentials,
     )
     store.put_record(FINAL_RECORDS, key, done.model_dump(mode="json"))
     return done
@@ -202,6 +298,7 @@ class CutReelFacts(BaseModel):
     thumbnail_sha256: str
     render: ReelResult
     cache_hit: bool = False
+    credentials: SigningReport | None = None  # None: cut with signing off (SHOTLINE_C2PA=off)
 
 
 class CutReel(CutReelFacts):
@@ -209,18 +306,29 @@ class CutReel(CutReelFacts):
     thumbnail_path: Path
 
 
-def cut_reel(storyboard: Storyboard, clips: list[tuple[str, Path, str]], store: WorkStore) -> CutReel:
-    """`clips`: (shot id, path, sha256) of each final clip, in shot order."""
+def cut_reel(
+    storyboard: Storyboard,
+    clips: list[tuple[str, Path, str]],
+    store: WorkStore,
+    *,
+    signer: ContentSigner | None = None,
+    provenance: ReelProvenance | None = None,
+) -> CutReel:
+    """`clips`: (shot id, path, sha256) of each final clip, in shot order. With a `signer`, the reel is signed
+    with its `provenance` (each signed clip an ingredient) before it is stored."""
     loudness = storyboard.shots[0].loudness_lufs
-    key = stable_hash(
-        {
-            "clips": [(shot_id, sha) for shot_id, _, sha in clips],
-            "reel": storyboard.reel.model_dump(),
-            "title": storyboard.title,
-            "loudness": loudness,
-            "render": RENDER_VERSION,
-        }
-    )
+    parts: dict[str, Any] = {
+        "clips": [(shot_id, sha) for shot_id, _, sha in clips],
+        "reel": storyboard.reel.render_key(),
+        "title": storyboard.title,
+        "loudness": loudness,
+        "render": RENDER_VERSION,
+    }
+    if signer is not None:
+        if provenance is None:
+            raise ValueError("signing a reel needs its provenance")
+        parts["credentials"] = {**signer.identity(), "provenance": provenance.key()}
+    key = stable_hash(parts)
     cached = _cached(store, REEL_RECORDS, key, CutReel)
     if cached is not None:
         return cached
@@ -241,11 +349,19 @@ def cut_reel(storyboard: Storyboard, clips: list[tuple[str, Path, str]], store: 
         longest = max(render.chapters, key=lambda c: c.end_s - c.start_s)
         fade = max(s.fade for s in storyboard.shots) + render.transition_seconds
         make_thumbnail(work / "reel.mp4", work / "thumb.jpg", fade, window=(longest.start_s, longest.end_s))
-        video = store.put_file(work / "reel.mp4", ".mp4")
+        deliverable, credentials = work / "reel.mp4", None
+        if signer is not None and provenance is not None:
+            credentials = signer.sign(
+                deliverable, work / "signed.mp4", reel_plan(provenance, render, title=storyboard.title)
+            )
+            deliverable = work / "signed.mp4"
+            render = render.model_copy(update={"steps": [*render.steps, credentials.step()]})
+        video = store.put_file(deliverable, ".mp4")
         thumb = store.put_file(work / "thumb.jpg", ".jpg")
     done = CutReel(
         **_stored_fields(video, thumb),
         render=render,
+        credentials=credentials,
     )
     store.put_record(REEL_RECORDS, key, done.model_dump(mode="json"))
     return done

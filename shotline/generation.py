@@ -1,6 +1,7 @@
 """Generation with a content-addressed cache: a clip whose inputs did not change is never generated twice.
 
-The cache key is the generator, model, image sha256, rendered prompt, duration and resolution. A hit makes
+The cache key is the generator, model, image sha256, rendered prompt, duration and resolution, and the shot's
+take from take 2 on: raising the take asks for a new generation, going back finds the earlier one. A hit makes
 no HTTP call, costs nothing now, and keeps the original request id and cost for the lineage.
 
 Nothing enters the cache before it is decoded and held to what was asked (`verify_clip`): duration within two
@@ -23,23 +24,32 @@ from shotline.hashing import stable_hash
 from shotline.media.clip_check import DURATION_TOLERANCE_FRAMES, check_clip, inspect_clip
 from shotline.media.clip_facts import ClipFacts
 from shotline.store import StoredObject, WorkStore
+from shotline.storyboard import FIRST_TAKE
 
 __all__ = ["DURATION_TOLERANCE_FRAMES", "ClipFacts", "GeneratedClip", "check_clip", "inspect_clip"]
 
 
 def clip_key(
-    *, generator: str, model: str | None, image_sha256: str, prompt: str, duration: int, resolution: str
+    *,
+    generator: str,
+    model: str | None,
+    image_sha256: str,
+    prompt: str,
+    duration: int,
+    resolution: str,
+    take: int = FIRST_TAKE,
 ) -> str:
-    return stable_hash(
-        {
-            "generator": generator,
-            "model": model,
-            "image_sha256": image_sha256,
-            "prompt": prompt,
-            "duration": duration,
-            "resolution": resolution,
-        }
-    )
+    parts: dict[str, object] = {
+        "generator": generator,
+        "model": model,
+        "image_sha256": image_sha256,
+        "prompt": prompt,
+        "duration": duration,
+        "resolution": resolution,
+    }
+    if take != FIRST_TAKE:  # take 1 keeps the keys clips had before takes existed: they stay cached
+        parts["take"] = take
+    return stable_hash(parts)
 
 
 class GeneratedClipFacts(BaseModel):
@@ -52,6 +62,7 @@ class GeneratedClipFacts(BaseModel):
     cache_hit: bool
     generated_at: str
     checked: ClipFacts | None = None  # what the decode check found (None in records older than it)
+    take: int = FIRST_TAKE  # which take of its shot this clip is (part of its clip key from take 2)
 
     @property
     def cost_now_usd(self) -> float:
@@ -65,12 +76,19 @@ class GeneratedClip(GeneratedClipFacts):
 
 
 def generate_clip(
-    request: GenerationRequest, generator: Generator, store: WorkStore, index: ClipIndex, log: LogFn
+    request: GenerationRequest,
+    generator: Generator,
+    store: WorkStore,
+    index: ClipIndex,
+    log: LogFn,
+    *,
+    take: int = FIRST_TAKE,
 ) -> GeneratedClip:
+    """`take`: the shot's take that `request.clip_key` was made for (see `clip_key`)."""
     cached = cached_clip(request.clip_key, store, index)
     if cached is not None:
         log(f"cache hit for clip {request.clip_key[:12]}: reusing {cached.sha256[:12]}, no generation")
-        return cached
+        return cached.model_copy(update={"take": take})
     with store.scratch(f"generate-{request.storyboard_id}-{request.shot_id}") as workdir:
         result = generator.generate(request, workdir, log)
         # a generator that decoded its clip already (fal, to hold it to fal's claims) says so: decode once
@@ -85,6 +103,7 @@ def generate_clip(
         cache_hit=False,
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         checked=checked,
+        take=take,
     )
     index.put(request.clip_key, clip.sha256, clip.model_dump(mode="json"))
     return clip

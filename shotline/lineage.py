@@ -1,5 +1,6 @@
 """Lineage: assemble the manifests from what each stage recorded, and follow them back from a published
-object, a storyboard/shot, or a bare mp4 (whose tags say where its lineage is published).
+object, a storyboard/shot, or a bare mp4 (whose content credentials, or else tags, say where its lineage is
+published).
 
 Following back (`trace`), by what the target is:
 
@@ -7,8 +8,9 @@ Following back (`trace`), by what the target is:
   destination, then the manifest it points at;
 - an `s3://` or `file://` URI of a published object: the `<sha12>.json` beside a `<sha12>.mp4|.jpg`, the
   manifest latest.json points at, or the manifest itself;
-- a local mp4: its `lineage` tag (the URI of its shot's latest.json, written when it was finished) gives the
-  folder, its own sha256 the manifest's name there, and the manifest's recorded sha256 must match the file.
+- a local mp4: the lineage URI in its signed C2PA manifest (shotline's assertion), else its `lineage` tag (both
+  the URI of its shot's latest.json, written when it was finished) gives the folder, its own sha256 the
+  manifest's name there, and the manifest's recorded sha256 must match the file.
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ def clip_manifest(
         shot=ShotRef(
             id=shot.id, index=shot.index, spec=shot.model_dump(mode="json"), spec_sha256=storyboard.shot_spec_hash(shot)
         ),
+        take=generation.take,
         image=ImageLineage(
             origin=image.origin,
             origin_kind=image.origin_kind,
@@ -182,12 +185,13 @@ class Trace:
     """Where a target's lineage was found, and the manifest itself."""
 
     target: str
-    found_via: str  # "storyboard/shot", "published object", "mp4 tags"
+    found_via: str  # "storyboard/shot", "published object", "content credentials", "mp4 tags"
     manifest_uri: str
     manifest: dict[str, Any]
     latest_uri: str | None = None
     latest: dict[str, Any] | None = None
-    file: dict[str, Any] | None = None  # a local file given as target: path, sha256, tags, matches_manifest
+    # a local file given as target: path, sha256, tags, credentials, matches_manifest
+    file: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -231,15 +235,16 @@ def read_uri(uri: str, *, client: Any = None) -> bytes | None:
     raise InputError(f"cannot read {uri!r}: only s3:// and file:// URIs are supported")
 
 
-def trace(target: str, publish_target: str | Path, *, client: Any = None) -> Trace:
-    """Follow `target` back to its lineage manifest. See the module docstring for what a target may be."""
+def trace(target: str, publish_target: str | Path, *, client: Any = None, trust_anchors: str | None = None) -> Trace:
+    """Follow `target` back to its lineage manifest. See the module docstring for what a target may be.
+    `trust_anchors`: PEM roots a file's content credentials are verified against (SHOTLINE_C2PA_TRUST_ANCHORS)."""
     if target.startswith(("s3://", "file://")):
         return _trace_uri(target, target, "published object", client)
     path = Path(target)
     if path.is_file():
         if path.suffix.lower() == ".json":
             return _trace_uri(target, path.resolve().as_uri(), "published object", client)
-        return _trace_file(target, path, publish_target, client)
+        return _trace_file(target, path, publish_target, client, trust_anchors)
     parts = target.strip("/").split("/")
     if len(parts) == 2 and all(SLUG.match(p) for p in parts):
         sb, shot = parts
@@ -322,23 +327,45 @@ def _with_manifest(
     return result
 
 
-def _trace_file(target: str, path: Path, publish_target: str | Path, client: Any) -> Trace:
-    from shotline.media.probe import probe  # ffmpeg only when a file is given
+def _lineage_keys(path: Path, trust_anchors: str | None) -> tuple[dict[str, str], dict[str, str], str, dict[str, Any]]:
+    """The storyboard, shot and lineage location a file names, read from its content credentials (C2PA)
+    first and its mp4 tags second; with the file's tags, where the keys were found, and its credentials."""
+    from shotline.credentials.verification import verify_file  # the C2PA SDK and ffmpeg only for a file
+    from shotline.media.probe import probe
 
     try:
         tags = probe(path).tags
     except MediaError as e:
         raise InputError(f"{path.name} is not a video shotline can read: {e}") from e
-    storyboard_id, shot_id = tags.get("storyboard"), tags.get("shot") or (REEL if tags.get("storyboard") else None)
+    found = verify_file(path, trust_anchors=trust_anchors)
+    signer = f"{found.signer.common_name}, {found.signer.issuer}" if found.signer else None
+    credentials = {"state": found.state, "summary": found.summary(), "signer": signer,
+                   "digital_source_type": found.digital_source_type}  # fmt: skip
+    claim = found.lineage or {}
+    if claim.get("storyboard"):
+        keys = {"storyboard": str(claim["storyboard"]), "shot": str(claim.get("shot") or REEL),
+                "lineage": str(claim.get("lineage_uri") or "")}  # fmt: skip
+        return keys, tags, "content credentials", credentials
+    return tags, tags, "mp4 tags", credentials
+
+
+def _trace_file(
+    target: str, path: Path, publish_target: str | Path, client: Any, trust_anchors: str | None = None
+) -> Trace:
+    keys, tags, via, credentials = _lineage_keys(path, trust_anchors)
+    storyboard_id, shot_id = keys.get("storyboard"), keys.get("shot") or (REEL if keys.get("storyboard") else None)
     if not storyboard_id:
-        raise InputError(f"{path.name} carries no shotline lineage tags (storyboard, shot, lineage)")
+        raise InputError(
+            f"{path.name} carries no shotline lineage tags (storyboard, shot, lineage) and no content "
+            "credentials naming its lineage"
+        )
     sha = sha256_file(path)
-    candidates = [tags["lineage"]] if tags.get("lineage", "").startswith(("s3://", "file://")) else []
+    candidates = [keys["lineage"]] if keys.get("lineage", "").startswith(("s3://", "file://")) else []
     if shot_id and SLUG.match(storyboard_id) and SLUG.match(shot_id):
         here = lineage_uri(publish_target, storyboard_id, shot_id)
         if here not in candidates:
             candidates.append(here)
-    file = {"path": str(path), "sha256": sha, "size": path.stat().st_size, "tags": tags}
+    file = {"path": str(path), "sha256": sha, "size": path.stat().st_size, "tags": tags, "credentials": credentials}
     tried = []
     for latest_uri in candidates:
         folder, _ = _split(latest_uri)
@@ -352,7 +379,7 @@ def _trace_file(target: str, path: Path, publish_target: str | Path, client: Any
             tried.append(manifest_uri)
             continue
         latest = _load_json(latest_uri, LATEST, client)
-        result = _with_manifest(target, "mp4 tags", manifest_uri, latest_uri, latest, client, file)
+        result = _with_manifest(target, via, manifest_uri, latest_uri, latest, client, file)
         recorded = result.manifest.get("published", {}).get("video", {}).get("sha256")
         if recorded != sha:
             raise PublishError(f"{manifest_uri} describes sha256 {recorded}, not this file's {sha}")
@@ -381,6 +408,10 @@ def describe(t: Trace) -> str:
     if t.file:
         ok = "matches the manifest" if t.file.get("matches_manifest") else "does NOT match the manifest"
         lines.append(f"  this file   {t.file['path']}  sha256 {t.file['sha256'][:12]}…  {ok}")
+        if t.file.get("credentials"):
+            c = t.file["credentials"]
+            signer = f", signed by {c['signer']}" if c.get("signer") else ""
+            lines.append(f"  credentials C2PA {c['summary']}{signer} (`shotline verify` shows them)")
     if t.is_latest is not None:
         latest = "yes" if t.is_latest else f"no: latest is {str((t.latest or {}).get('sha256'))[:12]}…"
         lines.append(f"  latest?     {latest}  ({t.latest_uri})")
@@ -421,7 +452,8 @@ def _describe_clip(m: Mapping[str, Any]) -> list[str]:
     timing = ", ".join(f"{k.removesuffix('_s')} {t[k]:g} s" for k in ("queue_s", "inference_s", "total_s") if t.get(k))
     what = "PREVIEW (offline, not a real generation)" if gen.get("preview") else gen.get("model")
     lines = [
-        f"  shot        #{shot['index'] + 1} {shot['id']}  spec sha256 {_short(shot['spec_sha256'])}",
+        f"  shot        #{shot['index'] + 1} {shot['id']}, take {m.get('take', 1)}"
+        f"  spec sha256 {_short(shot['spec_sha256'])}",
         f"              {', '.join(settings)}",
         f"  image       {image['origin']} ({image['origin_kind']})  sha256 {_short(image['source_sha256'])}"
         f" -> normalised {image['width']}x{image['height']} sha256 {_short(image['sha256'])}",
@@ -446,9 +478,10 @@ def _describe_reel(m: Mapping[str, Any]) -> list[str]:
         f"total generation cost ${m['total_cost_usd']:.2f}"
     ]
     for c in m["clips"]:
+        review = (c.get("approval") or {}).get("state", "-")
         lines.append(
-            f"              {c['shot_id']:<20} sha256 {_short(c['sha256'])}  {c['generator']:<8} ${c['cost_usd']:.2f}"
-            f"  {c['duration_s']:.2f} s  {c.get('manifest_uri')}"
+            f"              {c['shot_id']:<20} take {c.get('take', 1):<3} sha256 {_short(c['sha256'])}  "
+            f"{c['generator']:<8} ${c['cost_usd']:.2f}  {c['duration_s']:.2f} s  {review}  {c.get('manifest_uri')}"
         )
     return lines
 

@@ -77,7 +77,9 @@ class GenerationLineage(_Model):
     preview: bool = Field(description="true for the offline preview generator: not a real generation")
     model: str | None
     request_id: str | None = Field(description="fal request id (null for preview)")
-    clip_key: str = Field(description="cache key: generator, model, image, prompt, duration, resolution")
+    clip_key: str = Field(
+        description="cache key: generator, model, image, prompt, duration, resolution, and the take from take 2 on"
+    )
     cache_hit: bool = Field(description="this materialization reused an earlier generation")
     parameters: dict[str, Any] = Field(description="the request's parameters, the image by sha256")
     timings: GenerationTimings
@@ -125,6 +127,7 @@ class ClipManifest(_Model):
     created_at: str = Field(default_factory=_now)
     storyboard: StoryboardRef
     shot: ShotRef
+    take: int = Field(1, description="which take of the shot this clip is: 1 for its first generation")
     image: ImageLineage
     prompt: PromptLineage
     generation: GenerationLineage
@@ -133,8 +136,19 @@ class ClipManifest(_Model):
     dagster: DagsterLineage
 
 
+class ClipApproval(_Model):
+    """Where a deliverable stood in review when the reel was cut."""
+
+    state: str = Field(description="approved, rejected or awaiting review")
+    decided_by: str | None = None
+    decided_at: str | None = Field(None, description="ISO time of the decision")
+    note: str | None = None
+
+
 class ReelClip(_Model):
     shot_id: str
+    take: int = Field(1, description="which take of the shot is in the reel")
+    approval: ClipApproval | None = Field(None, description="the clip's review when the reel was cut")
     sha256: str = Field(description="of the clip's deliverable")
     manifest_uri: str | None
     manifest_sha256: str | None = None
@@ -171,6 +185,7 @@ class LatestPointer(_Model):
     schema_version: int = LATEST_SCHEMA_VERSION
     storyboard_id: str
     shot_id: str = Field(description="'reel' for the storyboard's reel")
+    take: int | None = Field(None, description="the shot's current take, the one pointed at (null for a reel)")
     sha256: str = Field(description="of the video")
     size: int
     video: str

@@ -1,6 +1,7 @@
 """Check the configuration before anything runs (and before any money is spent): the database can be
 reached and migrated, the work store and the publish destination exist and can be written, the storyboards
-can be read. Each failure is a ConfigError naming its environment variable; secrets never appear."""
+can be read, the content-credential chain signs. Each failure is a ConfigError naming its environment
+variable; secrets never appear."""
 
 from __future__ import annotations
 
@@ -32,7 +33,22 @@ def preflight(settings: Settings) -> list[str]:
     checked.append(f"storyboards: {settings.storyboards}")
     if settings.generator == "fal" and settings.fal_key is None:
         raise ConfigError("SHOTLINE_GENERATOR is 'fal' but FAL_KEY is not set", field="FAL_KEY")
+    checked.append(f"content credentials: {_check_credentials(settings)}")
     return checked
+
+
+def _check_credentials(settings: Settings) -> str:
+    """The signing chain loads, holds to C2PA's rules and signs a test image; the trust anchors parse."""
+    from shotline.credentials.keys import load_signing_keys, load_trust_anchors
+    from shotline.credentials.signing import ContentSigner
+
+    anchors = load_trust_anchors(settings.credentials)
+    keys = load_signing_keys(settings.credentials)
+    if keys is None:
+        return "signing off (SHOTLINE_C2PA=off): deliverables carry no content credentials"
+    ContentSigner(keys).self_test()
+    trusted = "; verification also trusts SHOTLINE_C2PA_TRUST_ANCHORS" if anchors else ""
+    return f"signing with {keys.describe()}{trusted}"
 
 
 def _check_publish(target: str) -> str:

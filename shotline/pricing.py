@@ -1,7 +1,8 @@
 """What a Grok Imagine Video 1.5 clip costs on fal.
 
-fal bills image-to-video per second of output video, by resolution, plus a flat fee per input image
-(the model page, https://fal.ai/models/xai/grok-imagine-video/v1.5/image-to-video): 480p $0.08/s, 720p $0.14/s, +$0.01 per image.
+fal bills image-to-video per second of output video, by resolution, plus a flat fee per input image (the
+model page, https://fal.ai/models/xai/grok-imagine-video/v1.5/image-to-video): 480p $0.08/s, 720p $0.14/s,
++$0.01 per image.
 
 Rounding: fal reports the returned clip's duration from its frame count (6 s at 24 fps comes back as
 145 frames = 6.041667 s), so the returned duration is never the billed number itself. We bill the

@@ -1,5 +1,7 @@
 """The production ledger of a storyboard: one row per clip (status, generator, request id, cost, cache hit,
-where it is published, when it last changed) and the storyboard's totals, as JSON and CSV.
+where it is published, when it last changed, its current take and what all its takes cost) and the
+storyboard's totals, as JSON and CSV. A shot's takes are counted from the request ledger: every take paid for
+counts, discarded ones included, so the total is what the storyboard really cost.
 
 The rows are built from facts the orchestrator knows (the latest materializations of a shot, its latest
 run); deciding a status from them is here, so it is the same wherever it is shown.
@@ -15,6 +17,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from shotline.takes import ShotSpend
 
 LEDGER_SCHEMA_VERSION = 1
 CSV_NAME = "ledger.csv"
@@ -48,6 +52,11 @@ class LedgerRow(_Model):
     request_id: str | None = Field(description="fal request id")
     cost_usd: float | None = Field(description="what generating this clip cost (0 when preview)")
     cache_hit: bool | None = Field(description="the latest generation step reused an earlier clip")
+    take: int = Field(1, description="the take the storyboard asks for now")
+    takes_paid: int = Field(0, description="takes of the shot with a billed (or possibly billed) fal request")
+    takes_cost_usd: float = Field(
+        0.0, description="what every take of the shot cost on fal, discarded takes and billed failures included"
+    )
     published_uri: str | None
     manifest_uri: str | None
     sha256: str | None = Field(description="of the published video")
@@ -64,6 +73,10 @@ class LedgerTotals(_Model):
     pending: int
     cache_hits: int
     cost_usd: float = Field(description="sum of the clips' generation costs")
+    takes_paid: int = Field(0, description="takes paid for, every shot together")
+    takes_cost_usd: float = Field(
+        0.0, description="what the storyboard really cost on fal: every take of every shot, discarded ones included"
+    )
 
 
 class ProductionLedger(_Model):
@@ -95,9 +108,13 @@ def ledger_row(
     published: EventFacts | None,
     raw: EventFacts | None,
     last_run: RunFacts | None,
+    take: int = 1,
+    spend: ShotSpend | None = None,
 ) -> LedgerRow:
     """One shot's row. `published` and `raw` are its latest published_clip and raw_clip materializations,
-    `last_run` its latest clip run; `spec_sha256` what the storyboard asks for now."""
+    `last_run` its latest clip run; `spec_sha256` and `take` what the storyboard asks for now; `spend` what
+    all its takes cost (shotline.takes.spend_by_shot)."""
+    spend = spend or ShotSpend()
     status: Status
     behind = last_run.run_id if last_run else None
     if last_run and last_run.status in _IN_FLIGHT:
@@ -124,6 +141,9 @@ def ledger_row(
         request_id=rmd.get("fal_request_id"),
         cost_usd=None if cost is None else round(float(cost), 4),
         cache_hit=rmd.get("cache_hit"),
+        take=take,
+        takes_paid=spend.takes_paid,
+        takes_cost_usd=spend.cost_usd,
         published_uri=pmd.get("uri"),
         manifest_uri=pmd.get("manifest_uri"),
         sha256=pmd.get("sha256"),
@@ -148,6 +168,8 @@ def build_ledger(storyboard_id: str, title: str, rows: list[LedgerRow]) -> Produ
             pending=count["pending"],
             cache_hits=sum(bool(r.cache_hit) for r in rows),
             cost_usd=round(sum(r.cost_usd or 0.0 for r in rows), 2),
+            takes_paid=sum(r.takes_paid for r in rows),
+            takes_cost_usd=round(sum(r.takes_cost_usd for r in rows), 2),
         ),
     )
 
@@ -176,6 +198,8 @@ def to_csv(ledger: ProductionLedger) -> bytes:
             "status": f"{t.shots} shots: {counts}" if counts else f"{t.shots} shots",
             "cost_usd": f"{t.cost_usd:.2f}",
             "cache_hit": f"{t.cache_hits} cache hits",
+            "takes_paid": str(t.takes_paid),
+            "takes_cost_usd": f"{t.takes_cost_usd:.2f}",
         }
     )
     return out.getvalue().encode()

@@ -5,7 +5,8 @@ Layout under the destination (SHOTLINE_PUBLISH_URI), content-addressed by the vi
     <storyboard_id>/<shot_id>/<sha12>.mp4     the deliverable (sha12 = first 12 hex of its sha256)
     <storyboard_id>/<shot_id>/<sha12>.jpg     its thumbnail
     <storyboard_id>/<shot_id>/<sha12>.json    its lineage manifest
-    <storyboard_id>/<shot_id>/latest.json     pointer to the newest; the only object ever rewritten
+    <storyboard_id>/<shot_id>/latest.json     pointer to the newest (the shot's current take: every take
+                                              stays published); the only object ever rewritten
     <storyboard_id>/reel/...                  the same for the storyboard's reel
 
 Objects are written in that order and latest.json last, so a reader following latest.json never meets a
@@ -329,8 +330,11 @@ class Publisher(ABC):
             generator=generator,
         )
 
-    def put_manifest(self, media: PublishedMedia, manifest: Mapping[str, Any]) -> PublishedClip:
-        """Step two: put the manifest (kept if one is already there for this video), then latest.json."""
+    def put_manifest(
+        self, media: PublishedMedia, manifest: Mapping[str, Any], *, take: int | None = None
+    ) -> PublishedClip:
+        """Step two: put the manifest (kept if one is already there for this video), then latest.json, which
+        names the clip's `take` (every take stays published; latest.json points at the current one)."""
         if not isinstance(manifest, Mapping):
             raise TypeError(f"a manifest must be a mapping, not {type(manifest).__name__}")
         folder = f"{media.storyboard_id}/{media.shot_id}"
@@ -348,6 +352,7 @@ class Publisher(ABC):
         latest_doc = LatestPointer(
             storyboard_id=media.storyboard_id,
             shot_id=media.shot_id,
+            take=take,
             sha256=media.sha256,
             size=media.video.size,
             video=media.video.uri,
@@ -389,8 +394,9 @@ class Publisher(ABC):
         manifest: Manifest,
         *,
         generator: str | None = None,
+        take: int | None = None,
     ) -> PublishedClip:
-        """Put media, then the manifest, then latest.json.
+        """Put media, then the manifest, then latest.json (naming the clip's `take`).
 
         `manifest` is either a callable given the `PublishedMedia` (build the manifest with the published
         URIs and checksums in it), or a mapping, to which a `published` section is added.
@@ -402,7 +408,7 @@ class Publisher(ABC):
                 shot=shot_id,
                 field="id",
             )
-        return self._publish(storyboard_id, shot_id, video, thumbnail, manifest, generator)
+        return self._publish(storyboard_id, shot_id, video, thumbnail, manifest, generator, take)
 
     def publish_reel(
         self,
@@ -424,10 +430,11 @@ class Publisher(ABC):
         thumbnail: Path | None,
         manifest: Manifest,
         generator: str | None,
+        take: int | None = None,
     ) -> PublishedClip:
         media = self.put_media(storyboard_id, shot_id, video, thumbnail, generator=generator)
         doc = manifest(media) if callable(manifest) else {**manifest, "published": media.manifest_section()}
-        return self.put_manifest(media, doc)
+        return self.put_manifest(media, doc, take=take)
 
     def read_latest(self, storyboard_id: str, shot_id: str) -> dict[str, Any] | None:
         """The latest.json of a shot (or of the reel, with shot_id "reel"), or None if never published."""

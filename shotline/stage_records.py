@@ -28,6 +28,7 @@ from shotline.production_ledger import ProductionLedger
 from shotline.prompts import RenderedPrompt
 from shotline.publish import PublishedClip, PublishedObject
 from shotline.store import StoredObject, StoreError, WorkStore
+from shotline.storyboard import FIRST_TAKE
 
 _KEY = re.compile(r"[0-9a-f]{64}")
 _Facts = TypeVar("_Facts", bound=BaseModel)
@@ -195,14 +196,19 @@ class PublishedClipRecord(StageRecord):
 
     published: PublishedClip  # without presigned links, which expire
     spec_sha256: str  # the shot spec it was published for
+    generation: GeneratedClipFacts | None = None  # the generated clip it was made from (None in older records)
 
     @classmethod
-    def of(cls, published: PublishedClip, *, spec_sha256: str) -> Self:
-        return cls(published=published.without_links(), spec_sha256=spec_sha256)
+    def of(cls, published: PublishedClip, *, spec_sha256: str, generation: GeneratedClipFacts | None = None) -> Self:
+        return cls(published=published.without_links(), spec_sha256=spec_sha256, generation=generation)
 
     @property
     def data_version(self) -> str:
         return self.published.sha256
+
+    @property
+    def take(self) -> int:
+        return self.generation.take if self.generation is not None else FIRST_TAKE
 
 
 # --- per storyboard --------------------------------------------------------------------------------------

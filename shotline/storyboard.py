@@ -37,6 +37,7 @@ Fit = Literal["cover", "contain"]
 # contain's bars: a plain colour (a name or #rrggbb) or the picture blurred behind itself
 Fill = Annotated[str, Field(pattern=r"^(blur|black|white|gray|grey|#[0-9a-fA-F]{6})$")]
 CaptionPosition = Literal["top", "middle", "bottom"]
+FIRST_TAKE = 1
 
 
 def _check_slug(value: str) -> str:
@@ -84,6 +85,12 @@ class ShotSettings(_Strict):
     caption_position: CaptionPosition | None = None
     logo: LogoSettings | None = None
     music: MusicSettings | None = None
+    take: int | None = None  # which generation of the shot: raising it asks for a new one
+
+    @field_validator("take", mode="before")
+    @classmethod
+    def _take_number(cls, value: Any) -> Any:
+        return check_take(value)
 
     @field_validator("template")
     @classmethod
@@ -104,6 +111,7 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "fade": 0.5,
     "loudness_lufs": -14.0,
     "template": None,
+    "take": FIRST_TAKE,
 }
 
 
@@ -131,6 +139,12 @@ class RawShot(ShotSettings):
 class ReelSpec(_Strict):
     transition: Literal["crossfade", "cut"] = "crossfade"
     transition_seconds: Annotated[float, Field(ge=0, le=5, strict=True)] = 0.5
+    # cut only deliverables approved in review (`shotline approve`); otherwise fail, listing the others
+    require_approval: Annotated[bool, Field(strict=True)] = False
+
+    def render_key(self) -> dict[str, Any]:
+        """What decides the reel's bytes: not whether it needs approval."""
+        return self.model_dump(exclude={"require_approval"})
 
 
 class StoryboardHead(_Strict):
@@ -174,6 +188,7 @@ class Shot(_Strict):
     caption_end: float | None = None
     logo: LogoSettings | None = None
     music: MusicSettings | None = None
+    take: Annotated[int, Field(ge=FIRST_TAKE, strict=True)] = FIRST_TAKE
 
     @property
     def partition_key(self) -> str:
@@ -225,7 +240,9 @@ class Storyboard(_Strict):
     def shot_spec_hash(self, shot: Shot) -> str:
         """Hash of everything that decides a shot's output: its resolved spec, the storyboard vars, and the
         bytes of its local image, template, logo and music. A change here means the shot must be rebuilt."""
-        parts: dict[str, Any] = {"shot": shot.model_dump(mode="json"), "vars": self.vars}
+        # Take 1 is left out, so shots written before takes existed keep their hash (and are not rerun).
+        spec = shot.model_dump(mode="json", exclude={"take"} if shot.take == FIRST_TAKE else None)
+        parts: dict[str, Any] = {"shot": spec, "vars": self.vars}
         image = self.folder / shot.image
         if "://" not in shot.image and image.is_file():
             parts["image_sha256"] = sha256_file(image)
@@ -265,6 +282,17 @@ def resolve_inside(root: str | Path, spec: str, what: str = "image") -> Path:
     if not real.is_file():
         raise PathRefused(f"not a regular file: {spec}")
     return real
+
+
+def check_take(value: Any) -> Any:
+    """A take number as written: a whole number from 1 (None: not given). Raises ValueError quoting it."""
+    if value is None:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"take {value!r} is not a whole number: takes are 1, 2, 3, ...")
+    if value < FIRST_TAKE:
+        raise ValueError(f"take {value} is not a take: takes count from {FIRST_TAKE} (the first generation)")
+    return value
 
 
 def partition_key(storyboard_id: str, shot_id: str) -> str:

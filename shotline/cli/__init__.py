@@ -5,10 +5,22 @@ from __future__ import annotations
 import argparse
 import sys
 
-from shotline.cli import estimate, lineage, preflight, requests, resubmit, validate
+from shotline.cli import (
+    approve,
+    estimate,
+    lineage,
+    preflight,
+    reject,
+    requests,
+    resubmit,
+    review,
+    takes,
+    validate,
+    verify,
+)
 from shotline.config import Settings
 
-COMMANDS = [validate, estimate, lineage, requests, resubmit, preflight]
+COMMANDS = [validate, estimate, lineage, verify, takes, approve, reject, review, requests, resubmit, preflight]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """`shotline estimate <storyboard>...`: what generating on fal would cost, before anything runs.
 
-A shot costs nothing when its clip is already in the cache (same model, image, prompt, duration, resolution)
+A shot costs nothing when its clip is already in the cache (same model, image, prompt, duration, resolution, take)
 or when the request ledger holds a paid fal request for exactly that clip (a run resumes it instead of paying
 again). Nothing is written to SHOTLINE_HOME: stills are normalised in a throwaway store to find their key.
 """
@@ -35,6 +35,7 @@ class ShotEstimate:
     duration: int
     cost: Decimal
     note: str = ""
+    take: int = 1
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -61,6 +62,7 @@ def why_free(sb: Storyboard, shot: Shot, store: WorkStore, db: Database, scratch
         prompt=prompt,
         duration=shot.duration,
         resolution=shot.resolution,
+        take=shot.take,
     )
     if cached_clip(key, store, ClipIndex(db)) is not None:
         return "cached"
@@ -78,7 +80,7 @@ def estimate_storyboard(sb: Storyboard, store: WorkStore, db: Database, settings
         for shot in sb.shots:
             note = why_free(sb, shot, store, db, scratch, settings)
             cost = Decimal("0.00") if note else estimate_cost(shot.resolution, shot.duration)
-            out.append(ShotEstimate(shot.id, shot.resolution, shot.duration, cost, note))
+            out.append(ShotEstimate(shot.id, shot.resolution, shot.duration, cost, note, shot.take))
         return out
 
 
@@ -96,7 +98,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         total = Decimal("0.00")
         for shot in estimate_storyboard(sb, store, db, settings):
             total += shot.cost
-            note = f"  ({shot.note})" if shot.note else ""
+            notes = [f"take {shot.take}"] if shot.take > 1 else []
+            notes += [shot.note] if shot.note else []
+            note = f"  ({', '.join(notes)})" if notes else ""
             print(f"  {shot.shot_id:<28} {shot.resolution:>5} {shot.duration:>3} s  ${shot.cost:>6}{note}")
         print(f"  {'total':<28} {'':>11}  ${total:>6}")
         grand += total

@@ -8,6 +8,7 @@ import json
 import sys
 
 from shotline.config import Settings
+from shotline.credentials.keys import load_trust_anchors
 from shotline.errors import ShotlineError
 from shotline.lineage import describe, trace
 
@@ -29,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        found = trace(args.target, settings.publish_target)
+        anchors = load_trust_anchors(settings.credentials)  # a local mp4's content credentials are verified
+        found = trace(args.target, settings.publish_target, trust_anchors=anchors)
     except ShotlineError as exc:
         print(f"shotline lineage: {exc}", file=sys.stderr)
         return 1

@@ -3,7 +3,8 @@
 For a shot whose requests ended in a way shotline does not retry by itself (billed or possibly billed
 failures, a rejected video, the attempt limit): it shows what the new request will cost, asks, and records
 the decision in the ledger, so the next run of the shot (a Dagster run or `make demo`) submits once more. A
-shot with a request still in flight, or whose clip is done, is left alone: new takes are a storyboard change.
+shot with a request still in flight, or whose clip is done, is left alone: for a new take, raise the shot's
+`take` in the storyboard.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     elif attempts[-1].state == LedgerState.COMPLETED:
         print(
             f"shotline resubmit: {args.target} has its clip (request {attempts[-1].request_id}); for another take "
-            "change the shot in the storyboard",
+            "raise the shot's `take` in the storyboard",
             file=sys.stderr,
         )
         return 1

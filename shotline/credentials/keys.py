@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -37,6 +39,7 @@ DEV_FOLDER = Path("credentials") / "development"
 DEV_FILES = ("chain.pem", "key.pem", "root.pem")
 _DEV_ROOT_DAYS, _DEV_SIGNER_DAYS = 20 * 365, 10 * 365
 _CURVES: dict[str, Alg] = {"secp256r1": "es256", "secp384r1": "es384", "secp521r1": "es512"}
+_Refuse = Callable[[str], ConfigError]
 
 
 class SigningKeys(BaseModel):
@@ -101,8 +104,9 @@ def load_signing_keys(settings: CredentialSettings, *, now: dt.datetime | None =
         return keys.model_copy(update={"development": True, "origin": where, "root_path": dev.root})
     if settings.cert is None:
         given = KEY_VAR if settings.key is not None else KEY_PEM_VAR
-        raise ConfigError(f"{CERT_VAR} is not set but {given} is: set both, or neither for the development chain",
-                          field=CERT_VAR)  # fmt: skip
+        raise ConfigError(
+            f"{CERT_VAR} is not set but {given} is: set both, or neither for the development chain", field=CERT_VAR
+        )
     if settings.key is None and settings.key_pem is None:
         raise ConfigError(f"{KEY_VAR} is not set but {CERT_VAR} is: set the key file (or {KEY_PEM_VAR})", field=KEY_VAR)
     if settings.key is not None and settings.key_pem is not None:
@@ -115,6 +119,17 @@ def load_signing_keys(settings: CredentialSettings, *, now: dt.datetime | None =
         key, key_var = settings.key_pem.get_secret_value().encode(), KEY_PEM_VAR
     keys = check_chain(chain, key, cert_var=CERT_VAR, key_var=key_var, tsa_url=tsa, now=now)
     return keys.model_copy(update={"origin": f"{CERT_VAR} ({settings.cert.name})"})
+
+
+def check_configured(settings: CredentialSettings) -> None:
+    """What can be checked without side effects, for start-up (loading the Dagster definitions): a configured
+    chain and key, the TSA URL and the trust anchors. ConfigError naming the variable. The development chain
+    is left to be made when first used."""
+    load_trust_anchors(settings)
+    if settings.enabled and settings.configured:
+        load_signing_keys(settings)
+    elif settings.enabled:
+        check_tsa_url(settings.tsa_url)
 
 
 def load_trust_anchors(settings: CredentialSettings) -> str | None:
@@ -159,22 +174,23 @@ def check_chain(
         raise refuse(cert_var, "holds no PEM certificate") from None
     leaf = certs[0]
     alg = _check_signing_certificate(leaf, now, lambda reason: refuse(cert_var, reason))
-    for i, (cert, issuer) in enumerate(zip(certs, certs[1:], strict=False), start=1):
+    for i, (cert, issuer) in enumerate(itertools.pairwise(certs), start=1):
         try:
             cert.verify_directly_issued_by(issuer)
         except (ValueError, TypeError, InvalidSignature):
-            raise refuse(
-                cert_var, f"certificate {i + 1} of the chain did not issue certificate {i}: put the signing "
-                "certificate first, then each issuer in turn"
-            ) from None  # fmt: skip
+            order = "put the signing certificate first, then each issuer in turn"
+            raise refuse(cert_var, f"certificate {i + 1} of the chain did not issue certificate {i}: {order}") from None
         if not issuer.not_valid_before_utc <= now <= issuer.not_valid_after_utc:
-            raise refuse(cert_var, f"certificate {i + 1} of the chain ({_name(issuer.subject)}) is not valid now "
-                         f"(valid {_day(issuer.not_valid_before_utc)} to {_day(issuer.not_valid_after_utc)})")  # fmt: skip
+            valid = f"valid {_day(issuer.not_valid_before_utc)} to {_day(issuer.not_valid_after_utc)}"
+            which = f"certificate {i + 1} of the chain ({_name(issuer.subject)})"
+            raise refuse(cert_var, f"{which} is not valid now ({valid})")
     key = _load_key(key_pem, lambda reason: refuse(key_var, reason))
     spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     if key.public_key().public_bytes(*spki) != leaf.public_key().public_bytes(*spki):
         raise refuse(key_var, f"the key does not match the signing certificate in {cert_var} ({_name(leaf.subject)})")
-    pkcs8 = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    pkcs8 = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     return SigningKeys(
         chain_pem="".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certs),
         key_pem=SecretStr(pkcs8.decode()),
@@ -190,7 +206,7 @@ def check_chain(
     )
 
 
-def _check_signing_certificate(leaf: x509.Certificate, now: dt.datetime, refuse) -> Alg:  # noqa: ANN001
+def _check_signing_certificate(leaf: x509.Certificate, now: dt.datetime, refuse: _Refuse) -> Alg:
     if leaf.version != x509.Version.v3:
         raise refuse("the signing certificate is not X.509 v3")
     if now > leaf.not_valid_after_utc:
@@ -207,8 +223,10 @@ def _check_signing_certificate(leaf: x509.Certificate, now: dt.datetime, refuse)
         raise refuse("the signing certificate's KeyUsage lacks digitalSignature")
     extended = _extension(leaf, x509.ExtendedKeyUsage)
     if extended is None or ExtendedKeyUsageOID.EMAIL_PROTECTION not in extended:
-        raise refuse("the signing certificate's ExtendedKeyUsage lacks emailProtection (C2PA refuses none, "
-                     "anyExtendedKeyUsage, serverAuth and codeSigning)")  # fmt: skip
+        raise refuse(
+            "the signing certificate's ExtendedKeyUsage lacks emailProtection (C2PA refuses none, "
+            "anyExtendedKeyUsage, serverAuth and codeSigning)"
+        )
     if _extension(leaf, x509.AuthorityKeyIdentifier) is None:
         raise refuse("the signing certificate has no AuthorityKeyIdentifier")
     public = leaf.public_key()
@@ -224,12 +242,12 @@ def _check_signing_certificate(leaf: x509.Certificate, now: dt.datetime, refuse)
     raise refuse(f"a {type(public).__name__} key: use EC P-256/384/521 or RSA >= 2048")
 
 
-def _load_key(data: bytes, refuse) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:  # noqa: ANN001
+def _load_key(data: bytes, refuse: _Refuse) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except TypeError:
         raise refuse("the key is encrypted: give it unencrypted (keep it in a secret store)") from None
-    except (ValueError, serialization.UnsupportedAlgorithm):
+    except (ValueError, UnsupportedAlgorithm):
         raise refuse("holds no PEM private key") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
         raise refuse(f"a {type(key).__name__}: use an EC or RSA key")
@@ -340,6 +358,7 @@ def make_chain(root_name: str, signer_name: str, *, root_days: int, signer_days:
             x509.Name(
                 [
                     x509.NameAttribute(NameOID.COMMON_NAME, signer_name),
+                    # C2PA readers show the signer's organisation as "issuer": it names the root it chains to
                     x509.NameAttribute(NameOID.ORGANIZATION_NAME, root_name),
                 ]
             )

@@ -8,6 +8,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
@@ -109,4 +110,49 @@ fal_uploads = Table(
     Column("access_url", Text, nullable=False),
     Column("via", String(16), nullable=False),
     Column("uploaded_at", String(40), nullable=False),
+)
+
+# Every published deliverable of a shot, by take: what `shotline takes` lists and what review decisions bind to.
+shot_takes = Table(
+    "shot_takes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("storyboard_id", String(200), nullable=False),
+    Column("shot_id", String(200), nullable=False),
+    Column("take", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),  # of the deliverable
+    Column("clip_key", String(128), nullable=False),
+    Column("raw_sha256", String(64), nullable=False),
+    Column("generator", String(24), nullable=False),
+    Column("model", String(200)),
+    Column("request_id", String(100)),
+    Column("cost_usd", Float, nullable=False),  # what generating the take's clip cost when it was made
+    Column("generated_at", String(40), nullable=False),
+    Column("spec_sha256", String(64), nullable=False),
+    Column("duration_s", Float),  # of the deliverable
+    Column("video_uri", Text, nullable=False),
+    Column("thumbnail_uri", Text),
+    Column("thumbnail_sha256", String(64)),
+    Column("manifest_uri", Text, nullable=False),
+    Column("first_published_at", String(40), nullable=False),
+    Column("published_at", String(40), nullable=False),  # the latest time it was published (latest.json)
+    UniqueConstraint("storyboard_id", "shot_id", "sha256", name="uq_shot_takes_deliverable"),
+    Index("ix_shot_takes_shot", "storyboard_id", "shot_id"),
+)
+
+# Review decisions, append-only: each is bound to the sha256 of the deliverable that was looked at.
+review_decisions = Table(
+    "review_decisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("storyboard_id", String(200), nullable=False),
+    Column("shot_id", String(200), nullable=False),
+    Column("take", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("decision", String(12), nullable=False),  # approved | rejected
+    Column("note", Text),
+    Column("decided_by", String(200), nullable=False),
+    Column("decided_at", String(40), nullable=False),
+    Column("via", String(24), nullable=False),  # cli | dagster
+    Index("ix_review_decisions_shot", "storyboard_id", "shot_id"),
 )

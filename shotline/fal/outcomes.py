@@ -1,10 +1,11 @@
 """What a request's final answer means: its outcome, whether fal billed it, whether a new submit may help.
 
-fal's result endpoint returns the model's stored answer (https://fal.ai/docs/inference-api/queue/result): an answer that
-carries `x-fal-request-id` is final for that request and is classified exactly once, from the HTTP status,
-`detail[].type` / `error_type`, `X-Fal-Retryable`, `X-Fal-Request-Timeout-Type` and `X-Fal-Billable-Units`.
-Billing (https://docs.fal.ai/faq, the pricing page): 2xx is billed; 5xx is never billed (a model error, a runner error, the start timeout);
-a 422 may be billed; `X-Fal-Billable-Units`, when present, is what fal says it billed.
+fal's result endpoint returns the model's stored answer (https://fal.ai/docs/inference-api/queue/result):
+an answer that carries `x-fal-request-id` is final for that request and is classified exactly once, from the
+HTTP status, `detail[].type` / `error_type`, `X-Fal-Retryable`, `X-Fal-Request-Timeout-Type` and
+`X-Fal-Billable-Units`. Billing (https://docs.fal.ai/faq and fal's pricing page): 2xx is billed; 5xx is
+never billed (a model error, a runner error, the start timeout); a 422 may be billed; `X-Fal-Billable-Units`,
+when present, is what fal says it billed.
 """
 
 from __future__ import annotations
