@@ -1,6 +1,7 @@
 """production_ledger: per storyboard, one row per clip (status, generator, request id, cost, cache hit,
-published URI, updated time) with the storyboard's totals; a table in the UI, ledger.csv and ledger.json
-published beside the clips (`<storyboard_id>/ledger.csv|json`).
+published URI, updated time, current take, takes paid for and their cost) with the storyboard's totals,
+discarded takes included; a table in the UI, ledger.csv and ledger.json published beside the clips
+(`<storyboard_id>/ledger.csv|json`).
 
 Partitioned by storyboard, like the reel: its files live in the storyboard's folder, a run reads only that
 storyboard's shots (a few queries per shot, whatever the size of the catalogue), and refreshing one
@@ -11,8 +12,10 @@ import dagster as dg
 
 from assets.failures import dagster_failures
 from assets.partitions import storyboards
+from assets.presentation import ledger_summary
 from assets.resources import PublisherResource, WorkspaceResource
 from assets.upstream import write_record
+from shotline.ledger import RequestLedger
 from shotline.production_ledger import (
     COLUMNS,
     CSV_NAME,
@@ -29,9 +32,17 @@ from shotline.production_ledger import (
 )
 from shotline.stage_records import ProductionLedgerRecord
 from shotline.storyboard import partition_key
+from shotline.takes import spend_by_shot
 
-CODE_VERSION = "1"
-_TYPES = {"shot_index": "int", "cost_usd": "float", "cache_hit": "bool"}
+CODE_VERSION = "2"  # 2: current take, takes paid for and their cost (from the request ledger)
+_TYPES = {
+    "shot_index": "int",
+    "cost_usd": "float",
+    "cache_hit": "bool",
+    "take": "int",
+    "takes_paid": "int",
+    "takes_cost_usd": "float",
+}
 
 
 def latest_event(instance: dg.DagsterInstance, asset: str, key: str) -> EventFacts | None:
@@ -90,6 +101,7 @@ def production_ledger(
     instance = context.instance
     with dagster_failures():
         storyboard = workspace.storyboard(context.partition_key)
+        spend = spend_by_shot(RequestLedger(workspace.database()).for_storyboard(storyboard.id))
         rows = []
         for shot in storyboard.shots:
             key = partition_key(storyboard.id, shot.id)
@@ -102,6 +114,8 @@ def production_ledger(
                     published=latest_event(instance, "published_clip", key),
                     raw=latest_event(instance, "raw_clip", key),
                     last_run=latest_run(instance, key),
+                    take=shot.take,
+                    spend=spend.get(shot.id),
                 )
             )
         ledger = build_ledger(storyboard.id, storyboard.title, rows)
@@ -117,6 +131,7 @@ def production_ledger(
         )
     t = ledger.totals
     metadata: dict[str, object] = {
+        **ledger_summary(storyboard.title, t),
         "uri": as_json.uri,
         "sha256": as_json.sha256,
         "csv_uri": as_csv.uri,
@@ -129,6 +144,8 @@ def production_ledger(
         "running": t.running,
         "pending": t.pending,
         "cache_hits": t.cache_hits,
+        "takes_paid": t.takes_paid,
+        "takes_cost_usd": t.takes_cost_usd,
         **record,
     }
     if as_csv.url:

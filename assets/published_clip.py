@@ -1,14 +1,17 @@
-"""published_clip: upload the deliverable, its thumbnail and its lineage manifest; latest.json last."""
+"""published_clip: upload the deliverable, its thumbnail and its lineage manifest; latest.json last. Every take
+stays published; the deliverable is recorded with its take in the database, for review (shotline.takes)."""
 
 import dagster as dg
 
 from assets import clip_prompt, final_clip, raw_clip, source_image
 from assets.failures import dagster_failures
 from assets.partitions import shots
+from assets.presentation import card_metadata
 from assets.resources import PublisherResource, WorkspaceResource
 from assets.upstream import upstream_record, write_record
 from shotline.finishing import RENDER_VERSION
 from shotline.lineage import clip_manifest
+from shotline.previews import ClipCard
 from shotline.publish import PublishedClip
 from shotline.stage_records import (
     FinishedClipRecord,
@@ -17,9 +20,11 @@ from shotline.stage_records import (
     PublishedClipRecord,
     SourcedImageRecord,
 )
+from shotline.takes import PublishedTake, TakeBook
 
 # 3: reads its inputs from stage records; the materialization points at a PublishedClipRecord (record_key)
-CODE_VERSION = "3"
+# 4: the record names the generated clip and its take; the deliverable is recorded for review
+CODE_VERSION = "4"
 CHAIN = {"source_image": source_image, "clip_prompt": clip_prompt, "raw_clip": raw_clip, "final_clip": final_clip}
 
 
@@ -64,10 +69,25 @@ def published_clip(
                 upstream_data_versions={r.stage: r.data_version for r in (image, prompt, raw, final)},
             ),
             generator=raw.clip.result.generator,
+            take=raw.clip.take,
         )
         spec_sha256 = storyboard.shot_spec_hash(shot)
-        record = write_record(store, PublishedClipRecord.of(published, spec_sha256=spec_sha256))
-    metadata = publish_metadata(published) | {"spec_sha256": spec_sha256, **record}
+        taken = PublishedTake.of(raw.clip, published, spec_sha256=spec_sha256, duration_s=final.clip.render.duration_s)
+        TakeBook(workspace.database()).record(taken)
+        record = write_record(store, PublishedClipRecord.of(published, spec_sha256=spec_sha256, generation=raw.clip))
+        card = ClipCard.for_shot(
+            shot,
+            prompt=prompt.prompt.text,
+            generated=raw.clip.result,
+            take=raw.clip.take,
+            duration_s=final.clip.render.duration_s,
+            width=final.clip.render.width,
+            height=final.clip.render.height,
+            link=published.url or published.video.uri,
+            link_expires_at=published.url_expires_at,
+        )
+    metadata = publish_metadata(published) | {"spec_sha256": spec_sha256, "take": raw.clip.take, **record}
+    metadata = card_metadata(card, image=thumb.path) | metadata  # what people read first, first
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(published.sha256))
 
 

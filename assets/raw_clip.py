@@ -9,6 +9,7 @@ import dagster as dg
 
 from assets.failures import dagster_failures
 from assets.partitions import shots
+from assets.presentation import card_metadata
 from assets.resources import GeneratorResource, PublisherResource, WorkspaceResource
 from assets.upstream import upstream_record, write_record
 from shotline.clip_index import ClipIndex
@@ -16,6 +17,7 @@ from shotline.generation import clip_key, generate_clip
 from shotline.generators.base import GenerationRequest
 from shotline.images import check_image_current, image_url_for_fal
 from shotline.ledger import LedgerEntry, LedgerState
+from shotline.previews import ClipCard, clip_link
 from shotline.prompts import check_prompt_current
 from shotline.stage_records import GeneratedClipRecord, PromptRecord, SourcedImageRecord
 
@@ -73,6 +75,7 @@ def raw_clip(
                 prompt=prompt,
                 duration=shot.duration,
                 resolution=shot.resolution,
+                take=shot.take,
             ),
             prompt=prompt,
             image_path=image.path,
@@ -84,7 +87,7 @@ def raw_clip(
             resolution=shot.resolution,
         )
         try:
-            clip = generate_clip(request, gen, store, ClipIndex(db), context.log.info)
+            clip = generate_clip(request, gen, store, ClipIndex(db), context.log.info, take=shot.take)
         except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt):
             # The run is being terminated and the generator has just cancelled the fal request. Dagster would
             # turn the interrupt into a retry of this step (it has a RetryPolicy), and a retry would pay for
@@ -92,7 +95,18 @@ def raw_clip(
             raise _terminated(request, recorded[-1] if recorded else None) from None
         record = write_record(store, GeneratedClipRecord.of(clip))
     result = clip.result
+    link, expires_at = clip_link(store.object_uri(clip.sha256, ".mp4"))
+    card = ClipCard.for_shot(
+        shot,
+        prompt=prompt,
+        generated=result,
+        cache_hit=clip.cache_hit,
+        take=clip.take,
+        link=link,
+        link_expires_at=expires_at,
+    )
     metadata: dict[str, object] = {
+        **card_metadata(card, video=clip.path),
         "uri": store.object_uri(clip.sha256, ".mp4"),
         "sha256": clip.sha256,
         "size_bytes": clip.size,
@@ -106,6 +120,7 @@ def raw_clip(
         "height": result.height,
         "fps": result.fps,
         "clip_key": request.clip_key,
+        "take": clip.take,
         **record,
     }
     if result.model:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import dagster as dg
 from pydantic import Field, PrivateAttr, SecretStr
@@ -18,6 +18,7 @@ from shotline.config import (
     DEFAULT_FAL_QUEUE_URL,
     DEFAULT_FAL_REST_URL,
 )
+from shotline.credentials.settings import CredentialSettings
 from shotline.db import Database, open_database
 from shotline.db.engine import sqlite_url
 from shotline.db.json_import import import_json_records
@@ -27,6 +28,9 @@ from shotline.publish import Publisher, publisher_for
 from shotline.store import WorkStore, open_store
 from shotline.storyboard import Shot, Storyboard, load_storyboard, split_partition_key
 from shotline.storyboard_source import local_storyboards_root
+
+if TYPE_CHECKING:
+    from shotline.credentials.signing import ContentSigner
 
 
 class WorkspaceResource(dg.ConfigurableResource):
@@ -193,3 +197,63 @@ class PublisherResource(dg.ConfigurableResource):
 
     def publisher(self) -> Publisher:
         return publisher_for(self.publish_uri)
+
+
+class CredentialsResource(dg.ConfigurableResource):
+    """Content credentials (C2PA): who signs every deliverable, and what verification trusts. A key given as PEM
+    in the environment comes in through an EnvVar, so it is never shown in the UI or stored in run config."""
+
+    enabled: bool = Field(default=True, description="SHOTLINE_C2PA: off disables signing")
+    home: str = Field(default="./.shotline", description="SHOTLINE_HOME: where the development chain is made")
+    cert: str = Field(
+        default="", description="SHOTLINE_C2PA_CERT: PEM chain, signing certificate first; empty = development chain"
+    )
+    key: str = Field(default="", description="SHOTLINE_C2PA_KEY: the signing key, a PEM file")
+    key_pem: str | None = Field(
+        default=None, repr=False, description="SHOTLINE_C2PA_KEY_PEM, through an EnvVar (never shown)"
+    )
+    tsa_url: str = Field(default="", description="SHOTLINE_C2PA_TSA_URL: the timestamp authority")
+    trust_anchors: str = Field(
+        default="", description="SHOTLINE_C2PA_TRUST_ANCHORS: PEM roots verification trusts besides the default list"
+    )
+
+    # loaded once per instance (one run): the chain is read and checked once
+    _loaded: bool = PrivateAttr(default=False)
+    _signer: ContentSigner | None = PrivateAttr(default=None)
+    _anchors: str | None = PrivateAttr(default=None)
+
+    def settings(self) -> CredentialSettings:
+        return CredentialSettings(
+            enabled=self.enabled,
+            home=Path(self.home),
+            cert=Path(self.cert) if self.cert else None,
+            key=Path(self.key) if self.key else None,
+            key_pem=SecretStr(self.key_pem) if self.key_pem else None,
+            tsa_url=self.tsa_url or None,
+            trust_anchors=Path(self.trust_anchors) if self.trust_anchors else None,
+        )
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        from shotline.credentials.keys import load_signing_keys, load_trust_anchors
+        from shotline.credentials.signing import ContentSigner
+
+        settings = self.settings()
+        keys = load_signing_keys(settings)
+        self._signer = ContentSigner(keys) if keys is not None else None
+        self._anchors = load_trust_anchors(settings)
+        self._loaded = True
+
+    def signer(self) -> ContentSigner | None:
+        """Who signs (None when SHOTLINE_C2PA=off); ConfigError naming the variable when the chain cannot work."""
+        self._load()
+        return self._signer
+
+    def trust_anchors_pem(self) -> str | None:
+        self._load()
+        return self._anchors
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # A chain that cannot sign fails the run as it starts: before raw_clip pays for a generation.
+        self._load()

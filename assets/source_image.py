@@ -4,9 +4,11 @@ import dagster as dg
 
 from assets.failures import dagster_failures
 from assets.partitions import shots
+from assets.presentation import card_metadata
 from assets.resources import WorkspaceResource
 from assets.upstream import write_record
 from shotline.images import source_image as fetch_and_normalise
+from shotline.previews import ClipCard
 from shotline.stage_records import SourcedImageRecord
 
 # 2: the materialization points at a SourcedImageRecord (record_key) instead of carrying `lineage`
@@ -28,8 +30,10 @@ def source_image(context: dg.AssetExecutionContext, workspace: WorkspaceResource
         store = workspace.store()
         image = fetch_and_normalise(shot.image, storyboard.folder, store, storyboard_id=storyboard.id, shot_id=shot.id)
         record = write_record(store, SourcedImageRecord.of(image))
+        card = ClipCard.for_shot(shot, width=image.width, height=image.height)
     return dg.MaterializeResult(
         metadata={
+            **card_metadata(card, image=image.path),
             "uri": store.object_uri(image.sha256, ".png"),
             "sha256": image.sha256,
             "origin": image.origin,

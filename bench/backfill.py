@@ -5,7 +5,7 @@
 What it does, all in one run on this machine:
 1. the naive baseline: a sequential script (clip_job in-process, one shot after another, as `make demo`) on
    --naive-shots shots; their time minus L is the per-shot post-processing time P;
-2. `dagster dev` with the development profile (dagster.yaml; the run limits raised to --runs so that C
+2. `dagster dev` with the development profile (deploy/dagster.dev.yaml; the run limits raised to --runs so that C
    generations can be in flight, and `dagster instance concurrency set fal C`), the storyboard registered by
    the sensor, then a backfill of every shot launched through GraphQL as the UI does;
 3. the same backfill again on the unchanged storyboard: every clip is reused, fal sees no call.

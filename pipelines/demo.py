@@ -69,7 +69,7 @@ def _raw(instance: dg.DagsterInstance, key: str) -> dict[str, object]:
 def main() -> int:
     settings = Settings.from_env()
     try:
-        preflight(settings)  # a setting that cannot work stops here, before any run (or money)
+        checked = preflight(settings)  # a setting that cannot work stops here, before any run (or money)
     except ConfigError as exc:
         print(f"configuration: {exc}", file=sys.stderr)
         return 2
@@ -84,6 +84,7 @@ def main() -> int:
         f"generator: {settings.generator}" + ("  (offline preview, $0.00)" if settings.generator == "preview" else "")
     )
     print(f"publishing to: {settings.publish_target}")
+    print(next(line for line in checked if line.startswith("content credentials:")))
     failed = 0
     total_cost = 0.0
     for sb in found.storyboards:
@@ -125,6 +126,7 @@ def main() -> int:
             print(f"  {'reel':<28} {'':>9}  {_where(reel.metadata.get('uri'))}")
             print(f"  manifests beside each clip; reel manifest: {_where(reel.metadata.get('manifest_uri'))}")
     print(f"\nspent on generation this run: ${total_cost:.2f}")
+    print("check what a clip says made it: .venv/bin/shotline verify <storyboard_id>/<shot_id>")
     print("browse runs and lineage: make dev  (Dagster UI on http://127.0.0.1:3000)")
     return 1 if failed else 0
 

@@ -3,7 +3,8 @@ shot of a storyboard is published."""
 
 from __future__ import annotations
 
-import json
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -12,9 +13,12 @@ from assets.resources import WorkspaceResource
 from assets.upstream import latest_metadata_or_none
 from pipelines.jobs import clip_job, reel_job
 from pipelines.operating import OperatingSettings
-from shotline import catalog
+from pipelines.retention import archived_storyboards
+from pipelines.sensor_state import SensorState
+from shotline.errors import StoryboardError
 from shotline.hashing import stable_hash
-from shotline.storyboard import partition_key
+from shotline.storyboard import PARTITION_SEPARATOR, STORYBOARD_FILE, load_storyboard, partition_key
+from shotline.storyboard_changes import look, storyboard_folders
 
 # SHOTLINE_SENSOR_INTERVAL_S, read when the code location loads (pipelines/operating.py)
 SENSOR_INTERVAL_S = OperatingSettings.from_env().sensor_interval_s
@@ -24,37 +28,71 @@ SENSOR_INTERVAL_S = OperatingSettings.from_env().sensor_interval_s
     job=clip_job,
     minimum_interval_seconds=SENSOR_INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Watches the storyboards location: adds a partition per new shot and storyboard, and runs "
-    "clip_job for every shot that is new or whose resolved spec (image, prompt, vars, settings) changed. "
-    "With SHOTLINE_AUTORUN=0 it only registers them: runs then come from UI backfills and the schedules.",
+    description="Adds a partition for every new shot and storyboard and runs clip_job for each shot whose "
+    "published clip is not of its current spec, reading only the storyboards whose files changed.",
 )
 def storyboard_sensor(context: dg.SensorEvaluationContext, workspace: WorkspaceResource) -> dg.SensorResult:
-    found = catalog.scan(workspace.storyboards_root())
-    for error in found.errors:
-        context.log.error(f"storyboard skipped: {error}")
-    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    specs = found.shot_specs()
-    known_shots = set(context.instance.get_dynamic_partitions(shots.name))
-    known_boards = set(context.instance.get_dynamic_partitions(storyboards.name))
-    new_shots = [key for key in specs if key not in known_shots]
-    new_boards = [sb.id for sb in found.storyboards if sb.id not in known_boards]
-    run_requests = [
-        dg.RunRequest(partition_key=key, run_key=f"{key}@{spec[:16]}", tags={"shotline/spec": spec[:16]})
-        for key, spec in specs.items()
-        if seen.get(key) != spec
-    ]
-    if not OperatingSettings.from_env().autorun:
-        run_requests = []
+    """A look at the storyboards' files (sizes and times, shotline.storyboard_changes) tells which changed since
+    the last tick; only those are read again. A shot runs when its spec differs from the one its latest
+    published clip was made for (`spec_sha256`); the run key names both, so Dagster launches each such
+    change once, and going back to an earlier spec runs again. With SHOTLINE_AUTORUN=0 shots are only
+    registered: a storyboard with shots left to run is marked pending and read again once autorun is back on,
+    so what changed meanwhile still runs. Archived storyboards are skipped."""
+    autorun = OperatingSettings.from_env().autorun
+    instance = context.instance
+    state = SensorState(instance, "storyboard_sensor", context.cursor)
+    before: dict[str, dict[str, Any]] = state.load().get("storyboards", {})
+    archived = archived_storyboards(instance)
+    root = workspace.storyboards_root()
+    found = look(root, {name: board.get("fingerprint") for name, board in before.items()}, skip=archived)
+    now = {
+        name: {"fingerprint": fingerprint, "pending": bool(before.get(name, {}).get("pending"))}
+        for name, fingerprint in found.fingerprints.items()
+    }
+    to_read = set(found.changed)
+    if autorun:
+        to_read |= {name for name, board in now.items() if board["pending"]}
+    new_shots: list[str] = []
+    new_boards: list[str] = []
+    run_requests: list[dg.RunRequest] = []
+    for name in sorted(to_read):
+        try:
+            storyboard = load_storyboard(root / name)
+        except StoryboardError as error:
+            context.log.error(f"storyboard skipped: {error}")
+            now[name]["pending"] = False
+            continue
+        if not instance.has_dynamic_partition(storyboards.name, storyboard.id):
+            new_boards.append(storyboard.id)
+        stale = []
+        for shot in storyboard.shots:
+            key = shot.partition_key
+            if not instance.has_dynamic_partition(shots.name, key):
+                new_shots.append(key)
+            spec = storyboard.shot_spec_hash(shot)
+            published = (latest_metadata_or_none(instance, "published_clip", key) or {}).get("spec_sha256")
+            if spec != published:
+                stale.append(_run_request(key, spec, published))
+        now[name]["pending"] = bool(stale) and not autorun
+        if autorun:
+            run_requests.extend(stale)
     requests = []
     if new_shots:
         requests.append(shots.build_add_request(new_shots))
     if new_boards:
         requests.append(storyboards.build_add_request(new_boards))
+    unchanged = now == before and state.generation > 0
     return dg.SensorResult(
         run_requests=run_requests,
         dynamic_partitions_requests=requests,
-        cursor=json.dumps({**seen, **specs}, sort_keys=True),
+        cursor=state.cursor() if unchanged else state.commit({"storyboards": now}),
     )
+
+
+def _run_request(key: str, spec: str, published: str | None) -> dg.RunRequest:
+    """clip_job for the shot; the run key is the spec, and the spec of the clip it replaces when there is one."""
+    run_key = f"{key}@{spec[:16]}" + (f"~{published[:16]}" if published else "")
+    return dg.RunRequest(partition_key=key, run_key=run_key, tags={"shotline/spec": spec[:16]})
 
 
 @dg.sensor(
@@ -62,27 +100,91 @@ def storyboard_sensor(context: dg.SensorEvaluationContext, workspace: WorkspaceR
     minimum_interval_seconds=SENSOR_INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Runs reel_job for a storyboard once every one of its shots is published, and again whenever "
-    "one of its published clips changes.",
+    "one of its published clips or its reel settings change.",
 )
 def reel_sensor(context: dg.SensorEvaluationContext, workspace: WorkspaceResource) -> dg.SensorResult | dg.SkipReason:
-    found = catalog.scan(workspace.storyboards_root())
-    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    known_boards = set(context.instance.get_dynamic_partitions(storyboards.name))
+    """Looks only at the storyboards with a published clip newer than the last tick's (the event log, read
+    after a storage id) or whose storyboard file changed; the first tick looks at every one. Archived
+    storyboards are skipped."""
+    instance = context.instance
+    state = SensorState(instance, "reel_sensor", context.cursor)
+    before = state.load()
+    cuts: dict[str, str] = before.get("cuts", {})
+    files: dict[str, str] = before.get("files", {})
+    after, touched = _published_since(instance, state.extra.get("after"))
+    archived = archived_storyboards(instance)
+    root = workspace.storyboards_root()
+    now_files = {name: _file_stamp(folder) for name, folder in storyboard_folders(root).items() if name not in archived}
+    if state.generation == 0:
+        touched = set(now_files)
+    touched |= {name for name, stamp in now_files.items() if files.get(name) != stamp}
+    # an archived storyboard keeps its entries, so that its restore recuts nothing
+    now_files |= {name: stamp for name, stamp in files.items() if name in archived}
+    new_cuts = {name: cut for name, cut in cuts.items() if name in now_files}
     run_requests = []
-    for sb in found.storyboards:
-        if sb.id not in known_boards:
+    for name in sorted(touched & set(now_files) - archived):
+        if not instance.has_dynamic_partition(storyboards.name, name):
             continue
+        try:
+            sb = load_storyboard(root / name)
+        except StoryboardError:
+            continue  # storyboard_sensor reports it
         versions = []
         for shot in sb.shots:
-            published = latest_metadata_or_none(context.instance, "published_clip", partition_key(sb.id, shot.id))
+            published = latest_metadata_or_none(instance, "published_clip", partition_key(sb.id, shot.id))
             if published is None:
                 break
             versions.append(published["sha256"])
         else:
-            cut = stable_hash({"clips": versions, "reel": sb.reel.model_dump()})
-            if seen.get(sb.id) != cut:
-                seen[sb.id] = cut
-                run_requests.append(dg.RunRequest(partition_key=sb.id, run_key=f"{sb.id}@{cut[:16]}"))
+            cut = stable_hash({"clips": versions, "reel": sb.reel.model_dump()})[:16]
+            if cuts.get(sb.id) != cut:
+                new_cuts[sb.id] = cut
+                # the cut it replaces is in the run key, so that going back to an earlier cut runs again
+                run_key = f"{sb.id}@{cut}" + (f"~{cuts[sb.id]}" if sb.id in cuts else "")
+                run_requests.append(dg.RunRequest(partition_key=sb.id, run_key=run_key))
+    now = {"cuts": new_cuts, "files": now_files}
+    if now == before and after == state.extra.get("after") and state.generation > 0:
+        cursor = state.cursor()
+    elif now == before and state.generation > 0:
+        cursor = state.cursor(after=after)
+    else:
+        cursor = state.commit(now, after=after)
     if not run_requests:
-        return dg.SkipReason("no storyboard has a complete, changed set of published clips")
-    return dg.SensorResult(run_requests=run_requests, cursor=json.dumps(seen, sort_keys=True))
+        return dg.SensorResult(
+            cursor=cursor, skip_reason="no storyboard has a complete, changed set of published clips"
+        )
+    return dg.SensorResult(run_requests=run_requests, cursor=cursor)
+
+
+def _published_since(instance: dg.DagsterInstance, after: int | None) -> tuple[int, set[str]]:
+    """The storage id of the newest published_clip materialization, and the storyboards of those after `after`."""
+    key = dg.AssetKey("published_clip")
+    if after is None:  # a first tick looks at every storyboard: only where the event log ends matters
+        latest = instance.fetch_materializations(key, limit=1).records
+        return (latest[0].storage_id if latest else 0), set()
+    touched: set[str] = set()
+    cursor = None
+    newest = after
+    while True:
+        page = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, after_storage_id=after),
+            limit=500,
+            cursor=cursor,
+            ascending=True,
+        )
+        for record in page.records:
+            newest = max(newest, record.storage_id)
+            if record.partition_key:
+                touched.add(record.partition_key.partition(PARTITION_SEPARATOR)[0])
+        if not page.has_more:
+            return newest, touched
+        cursor = page.cursor
+
+
+def _file_stamp(folder: Path) -> str:
+    """The storyboard file's size and time: its reel settings and shot order live there."""
+    try:
+        st = (folder / STORYBOARD_FILE).stat()
+    except FileNotFoundError:
+        return ""
+    return f"{st.st_size}-{st.st_mtime_ns}"

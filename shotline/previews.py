@@ -9,9 +9,11 @@ SHEET_MAX_BYTES); the JPEG quality steps down, then the width, until it fits.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import re
 import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,12 +26,13 @@ from shotline.media.ffmpeg import PathArg, run_ffmpeg
 from shotline.storyboard import Shot
 
 PREVIEW_WIDTH = 320
+THUMBNAIL_WIDTH = 80  # small enough to show inline where only a few hundred bytes fit
 PREVIEW_MAX_BYTES = 24 * 1024
 SHEET_WIDTH = 960
 SHEET_MAX_BYTES = 56 * 1024
 LINK_EXPIRES_S = 7 * 24 * 3600  # SigV4's longest, as for published clips
-_QUALITIES = (82, 72, 62, 52, 42)
-_MIN_WIDTH = 96
+_QUALITIES = (82, 72, 62, 52, 42, 32, 22)
+_MIN_WIDTH = 32
 _ALT_UNSAFE = re.compile(r"[\[\]\\\n\r]+")
 
 
@@ -52,7 +55,8 @@ def jpeg_preview(
         )
         for quality in _QUALITIES:
             buffer = io.BytesIO()
-            scaled.save(buffer, format="JPEG", quality=quality, optimize=True, progressive=True)
+            # progressive scans each carry their own tables: worth it for a preview, not for a thumbnail
+            scaled.save(buffer, format="JPEG", quality=quality, optimize=True, progressive=target > 160)
             if buffer.tell() <= max_bytes:
                 return buffer.getvalue()
         if target <= _MIN_WIDTH:
@@ -69,8 +73,10 @@ def image_preview(path: Path, *, width: int = PREVIEW_WIDTH, max_bytes: int = PR
     return data_uri(jpeg_preview(path, width=width, max_bytes=max_bytes))
 
 
-def video_preview(video: Path, *, at_s: float, width: int = PREVIEW_WIDTH) -> str:
-    """One frame of `video` (at `at_s` seconds) as a preview data URI."""
+@contextlib.contextmanager
+def video_frame(video: Path, *, at_s: float, width: int = PREVIEW_WIDTH) -> Iterator[Path]:
+    """One frame of `video` (at `at_s` seconds, at most `width` wide) as a PNG file, for as long as the
+    context lasts."""
     with tempfile.TemporaryDirectory(prefix="shotline-preview-") as scratch:
         frame = Path(scratch) / "frame.png"
         run_ffmpeg(
@@ -88,7 +94,12 @@ def video_preview(video: Path, *, at_s: float, width: int = PREVIEW_WIDTH) -> st
             what=f"preview frame of {video.name}",
             timeout=60,
         )
-        return image_preview(frame, width=width)
+        yield frame
+
+
+def data_uri_budget(max_chars: int) -> int:
+    """The most JPEG bytes whose data URI has at most `max_chars` characters (base64: 4 per 3 bytes)."""
+    return max(0, (max_chars - len(data_uri(b""))) // 4 * 3)
 
 
 def preview_markdown(uri: str, alt: str) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
@@ -186,7 +185,7 @@ def decide(
     shot_id: str,
     decision: Decision,
     *,
-    take: Any = None,
+    take: int | str | None = None,
     note: str | None = None,
     by: str,
     via: str,

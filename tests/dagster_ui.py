@@ -67,9 +67,10 @@ def free_port() -> int:
 
 
 def dev_instance_yaml(overrides: Mapping[str, Any] | None = None) -> str:
-    """The repository's development profile (dagster.yaml), with `overrides` merged in (mappings deeply)."""
+    """The repository's development profile (deploy/dagster.dev.yaml), with `overrides` merged in (mappings
+    deeply)."""
     return yaml.safe_dump(
-        _merged(yaml.safe_load((REPO / "dagster.yaml").read_text()), overrides or {}), sort_keys=False
+        _merged(yaml.safe_load((REPO / "deploy" / "dagster.dev.yaml").read_text()), overrides or {}), sort_keys=False
     )
 
 

@@ -32,8 +32,11 @@ def test_definitions_load_with_the_design_graph() -> None:
     for key in ("storyboard_reel", "contact_sheet", "production_ledger"):
         assert graph.get(dg.AssetKey(key)).partitions_def.name == "storyboards"
     assert graph.get(dg.AssetKey("raw_clip")).pools == {"fal"}
-    assert {j.name for j in defs.resolve_all_job_defs()} >= {"clip_job", "reel_job"}
-    assert {s.name for s in defs.sensors} == {"storyboard_sensor", "reel_sensor", "clip_automation_sensor"}
+    assert {j.name for j in defs.resolve_all_job_defs()} >= {"clip_job", "reel_job", "review_job"}
+    assert {s.name for s in defs.sensors} == {"storyboard_sensor", "reel_sensor", "clip_automation_sensor"} | {
+        "review_sensor",
+        "archive_sensor",
+    }
 
 
 def test_fal_key_is_bound_as_an_env_var_never_a_value() -> None:

@@ -29,7 +29,7 @@ from sqlalchemy.engine import make_url
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
 PROFILES = {
-    "dev": REPO / "dagster.yaml",
+    "dev": REPO / "deploy" / "dagster.dev.yaml",
     "k8s": DEPLOY / "dagster.k8s.yaml",
     "docker": DEPLOY / "dagster.docker.yaml",
 }

@@ -1,9 +1,12 @@
-"""`shotline`: the command line beside Dagster. One module per subcommand, each with `register(subparsers)`."""
+"""`shotline`: the command line beside Dagster. One module per subcommand, each with `register(subparsers)`;
+commands that need the Dagster instance (`archive`, `restore`) are registered by the distribution's
+`shotline.commands` entry points, from the Dagster side of the code, so the core never imports Dagster."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from importlib.metadata import entry_points
 
 from shotline.cli import (
     approve,
@@ -20,6 +23,7 @@ from shotline.cli import (
 )
 from shotline.config import Settings
 
+PLUGINS = "shotline.commands"
 COMMANDS = [validate, estimate, lineage, verify, takes, approve, reject, review, requests, resubmit, preflight]
 
 
@@ -28,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.register(sub)
+    for plugin in entry_points(group=PLUGINS):
+        plugin.load()(sub)
     args = parser.parse_args(argv)
     return int(args.func(args, Settings.from_env()))
 

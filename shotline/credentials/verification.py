@@ -108,7 +108,7 @@ def verify_stream(stream: IO[bytes], *, trust_anchors: str | None = None, mime: 
     except c2pa.C2paError.ManifestNotFound as exc:
         return Verification(state="absent", detail=_sdk_message(exc))
     except c2pa.C2paError as exc:
-        unreadable = Code(code="manifest.unreadable", explanation=_sdk_message(exc))
+        unreadable = Code(code="asset.unreadable", explanation=_sdk_message(exc))
         return Verification(state="invalid", detail=_sdk_message(exc), failures=[unreadable])
     return _facts(store)
 
