@@ -59,7 +59,7 @@ def test_deliverable_checks_pass_then_block_an_off_spec_file(world, tmp_path: Pa
         results[shot.id] = clip_job.execute_in_process(partition_key=shot.partition_key, instance=instance)
         assert results[shot.id].success
     checks = _evaluations(results["s01"], "final_clip")
-    assert set(checks) == set(CHECK_NAMES)
+    assert set(checks) == {*CHECK_NAMES, "content_credentials"}
     assert all(e.passed for e in checks.values()), {n: e.description for n, e in checks.items() if not e.passed}
     assert checks["duration"].metadata["expected_s"].value == pytest.approx(2.0)
     # The deliverable carries its lineage: title, storyboard, shot, generator and where its manifest is.
@@ -73,7 +73,7 @@ def test_deliverable_checks_pass_then_block_an_off_spec_file(world, tmp_path: Pa
     reel = reel_job.execute_in_process(partition_key=storyboard.id, instance=instance)
     assert reel.success
     reel_checks = _evaluations(reel, "storyboard_reel")
-    assert set(reel_checks) == {*CHECK_NAMES, "chapters"}
+    assert set(reel_checks) == {*CHECK_NAMES, "chapters", "content_credentials"}
     assert all(e.passed for e in reel_checks.values()), {n: e.description for n, e in reel_checks.items()}
 
     # An off-spec file where the deliverable should be: the next materialization (a cache hit) is checked

@@ -356,6 +356,18 @@ def test_the_key_may_come_from_the_environment_and_never_shows(tmp_path: Path, c
     assert caught.value.field == "SHOTLINE_C2PA_KEY_PEM" and secret not in str(caught.value)
 
 
+def test_a_host_may_get_the_whole_identity_from_secrets_in_its_environment(tmp_path: Path, chain: Chain):
+    """What a shared-nothing pod does: chain and key as text in two variables (a k8s Secret), no files."""
+    env = {
+        "SHOTLINE_HOME": str(tmp_path / "pod"),
+        "SHOTLINE_C2PA_CERT": chain.cert.read_text(),
+        "SHOTLINE_C2PA_KEY_PEM": chain.key_pem,
+    }
+    keys = load_signing_keys(Settings.from_env(env).credentials)
+    assert isinstance(keys, SigningKeys) and keys.subject == "shotline test signer" and not keys.development
+    assert not (tmp_path / "pod").exists()  # no development chain was made on this host
+
+
 BAD_CHAINS = [
     ({"expired": True}, "SHOTLINE_C2PA_CERT", "expired on"),
     ({"eku": ExtendedKeyUsageOID.SERVER_AUTH}, "SHOTLINE_C2PA_CERT", "lacks emailProtection"),

@@ -24,6 +24,7 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
+from shotline.credentials.keys import development_chain
 from shotline.db import open_database
 from shotline.ledger import LedgerState, RequestLedger
 from tests.fakes.fal_server import MODEL, FakeFal
@@ -132,6 +133,8 @@ class Cluster:
         for path in sorted(p for p in board.rglob("*") if p.is_file()):
             s3.client.upload_file(str(path), s3.bucket, f"storyboards/{board.name}/{path.relative_to(board)}")
         inherited = {k: v for k, v in os.environ.items() if not k.startswith(("SHOTLINE_", "FAL_", "DAGSTER_"))}
+        # one signing identity for every host, as production hands each pod the same secret
+        signing = development_chain(tmp_path / "signing-secret")
         self.env = {
             **inherited,
             "PYTHONPATH": str(REPO),
@@ -147,6 +150,9 @@ class Cluster:
             "SHOTLINE_FAL_POLL_INTERVAL_S": "0.02",
             "SHOTLINE_FAL_MAX_POLL_INTERVAL_S": "0.05",
             "SHOTLINE_FAL_LEASE_S": "3",
+            "SHOTLINE_C2PA_CERT": str(signing.chain),
+            "SHOTLINE_C2PA_KEY": str(signing.key),
+            "SHOTLINE_C2PA_TRUST_ANCHORS": str(signing.root),
         }
 
     def host(self, name: str) -> Host:

@@ -102,7 +102,7 @@ def load_signing_keys(settings: CredentialSettings, *, now: dt.datetime | None =
         key = _read(dev.key, "SHOTLINE_HOME", f"{where}: key.pem")
         keys = check_chain(chain, key, cert_var="SHOTLINE_HOME", key_var="SHOTLINE_HOME", tsa_url=tsa, now=now)
         return keys.model_copy(update={"development": True, "origin": where, "root_path": dev.root})
-    if settings.cert is None:
+    if settings.cert is None and settings.cert_pem is None:
         given = KEY_VAR if settings.key is not None else KEY_PEM_VAR
         raise ConfigError(
             f"{CERT_VAR} is not set but {given} is: set both, or neither for the development chain", field=CERT_VAR
@@ -111,14 +111,18 @@ def load_signing_keys(settings: CredentialSettings, *, now: dt.datetime | None =
         raise ConfigError(f"{KEY_VAR} is not set but {CERT_VAR} is: set the key file (or {KEY_PEM_VAR})", field=KEY_VAR)
     if settings.key is not None and settings.key_pem is not None:
         raise ConfigError(f"both {KEY_VAR} and {KEY_PEM_VAR} are set: set one", field=KEY_PEM_VAR)
-    chain = _read(settings.cert, CERT_VAR, f"{CERT_VAR} ({settings.cert})")
+    if settings.cert_pem is not None:
+        chain, shown = settings.cert_pem.encode(), "inline PEM"
+    else:
+        assert settings.cert is not None
+        chain, shown = _read(settings.cert, CERT_VAR, f"{CERT_VAR} ({settings.cert})"), settings.cert.name
     if settings.key is not None:
         key, key_var = _read(settings.key, KEY_VAR, f"{KEY_VAR} ({settings.key})"), KEY_VAR
     else:
         assert settings.key_pem is not None
         key, key_var = settings.key_pem.get_secret_value().encode(), KEY_PEM_VAR
     keys = check_chain(chain, key, cert_var=CERT_VAR, key_var=key_var, tsa_url=tsa, now=now)
-    return keys.model_copy(update={"origin": f"{CERT_VAR} ({settings.cert.name})"})
+    return keys.model_copy(update={"origin": f"{CERT_VAR} ({shown})"})
 
 
 def check_configured(settings: CredentialSettings) -> None:

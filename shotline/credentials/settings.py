@@ -26,6 +26,7 @@ class CredentialSettings(BaseModel):
     enabled: bool = True
     home: Path = Path("./.shotline")
     cert: Path | None = None  # PEM chain, signing certificate first
+    cert_pem: str | None = None  # or the chain itself: SHOTLINE_C2PA_CERT holding PEM text (from a secret)
     key: Path | None = None  # PEM private key file
     key_pem: SecretStr | None = None  # or the key itself, from a secret in the environment
     tsa_url: str | None = None
@@ -34,7 +35,7 @@ class CredentialSettings(BaseModel):
     @property
     def configured(self) -> bool:
         """Whether a certificate or key is set (else the development chain is used)."""
-        return self.cert is not None or self.key is not None or self.key_pem is not None
+        return any(v is not None for v in (self.cert, self.cert_pem, self.key, self.key_pem))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], home: Path) -> CredentialSettings:
@@ -43,10 +44,13 @@ class CredentialSettings(BaseModel):
             return Path(raw).expanduser() if raw else None
 
         pem = env.get(KEY_PEM_VAR) or ""
+        cert_text = (env.get(CERT_VAR) or "").strip()
+        inline_cert = cert_text.startswith("-----BEGIN")  # a chain passed as text, e.g. from a k8s Secret
         return cls(
             enabled=switch(env.get(SWITCH_VAR)),
             home=home,
-            cert=path(CERT_VAR),
+            cert=None if inline_cert else path(CERT_VAR),
+            cert_pem=cert_text if inline_cert else None,
             key=path(KEY_VAR),
             key_pem=SecretStr(pem) if pem.strip() else None,
             tsa_url=(env.get(TSA_VAR) or "").strip() or None,
