@@ -7,6 +7,7 @@ to re-materialize (for raw_clip that reuses the cached clip: no new paid request
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import dagster as dg
@@ -78,3 +79,26 @@ def _record_key(materialization: dg.AssetMaterialization, record_type: type[Stag
             f"not a {record_type.kind!r}: re-materialize {stage}"
         )
     return str(entry.value)
+
+
+def latest_metadata_by_partition(
+    instance: dg.DagsterInstance, asset: str, partition_keys: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """The metadata values of the latest materialization of each partition that has one, in two queries
+    whatever the number of partitions (a sensor reads a whole storyboard's shots at once)."""
+    if not partition_keys:
+        return {}
+    key = dg.AssetKey(asset)
+    latest = instance.get_latest_storage_id_by_partition(
+        key, dg.DagsterEventType.ASSET_MATERIALIZATION, set(partition_keys)
+    )
+    if not latest:
+        return {}
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, storage_ids=list(latest.values())), limit=len(latest)
+    ).records
+    return {
+        r.partition_key: {name: value.value for name, value in r.asset_materialization.metadata.items()}
+        for r in records
+        if r.partition_key is not None and r.asset_materialization is not None
+    }

@@ -3,6 +3,7 @@ shot of a storyboard is published."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,18 +11,20 @@ import dagster as dg
 
 from assets.partitions import shots, storyboards
 from assets.resources import WorkspaceResource
-from assets.upstream import latest_metadata_or_none
+from assets.upstream import latest_metadata_by_partition
 from pipelines.jobs import clip_job, reel_job
 from pipelines.operating import OperatingSettings
 from pipelines.retention import archived_storyboards
 from pipelines.sensor_state import SensorState
 from shotline.errors import StoryboardError
 from shotline.hashing import stable_hash
-from shotline.storyboard import PARTITION_SEPARATOR, STORYBOARD_FILE, load_storyboard, partition_key
-from shotline.storyboard_changes import look, storyboard_folders
+from shotline.storyboard import PARTITION_SEPARATOR, STORYBOARD_FILE, load_storyboard
+from shotline.storyboard_changes import BoardFiles, look, storyboard_folders
 
 # SHOTLINE_SENSOR_INTERVAL_S, read when the code location loads (pipelines/operating.py)
 SENSOR_INTERVAL_S = OperatingSettings.from_env().sensor_interval_s
+# most seconds a tick spends reading storyboards (a first tick over a large catalogue takes several ticks)
+READ_BUDGET_S = 20.0
 
 
 @dg.sensor(
@@ -44,35 +47,43 @@ def storyboard_sensor(context: dg.SensorEvaluationContext, workspace: WorkspaceR
     before: dict[str, dict[str, Any]] = state.load().get("storyboards", {})
     archived = archived_storyboards(instance)
     root = workspace.storyboards_root()
-    found = look(root, {name: board.get("fingerprint") for name, board in before.items()}, skip=archived)
-    now = {
-        name: {"fingerprint": fingerprint, "pending": bool(before.get(name, {}).get("pending"))}
-        for name, fingerprint in found.fingerprints.items()
-    }
+    known = {name: files for name, board in before.items() if (files := BoardFiles.from_json(board.get("files", {})))}
+    found = look(root, known, skip=archived, sweep_from=state.extra.get("sweep"))
+    now = {name: {**before.get(name, {}), "files": files.as_json()} for name, files in found.boards.items()}
     to_read = set(found.changed)
     if autorun:
-        to_read |= {name for name, board in now.items() if board["pending"]}
+        to_read |= {name for name, board in now.items() if board.get("pending")}
+    registered = _Registered(instance)
+    started = time.monotonic()
     new_shots: list[str] = []
     new_boards: list[str] = []
     run_requests: list[dg.RunRequest] = []
     for name in sorted(to_read):
+        if time.monotonic() - started > READ_BUDGET_S:
+            # the rest are read at the next ticks: forget what this look found of them, so they still count
+            # as changed (a tick must end well within Dagster's sensor timeout)
+            now[name] = before.get(name, {})
+            continue
         try:
             storyboard = load_storyboard(root / name)
         except StoryboardError as error:
             context.log.error(f"storyboard skipped: {error}")
             now[name]["pending"] = False
             continue
-        if not instance.has_dynamic_partition(storyboards.name, storyboard.id):
-            new_boards.append(storyboard.id)
+        keys = [shot.partition_key for shot in storyboard.shots]
+        listed = stable_hash(keys)[:16]
+        if now[name].get("shots") != listed:  # its shots as registered at the last read: look only when they differ
+            if not registered.storyboard(storyboard.id):
+                new_boards.append(storyboard.id)
+            new_shots.extend(key for key in keys if not registered.shot(key))
+            now[name]["shots"] = listed
+        published = latest_metadata_by_partition(instance, "published_clip", keys)
         stale = []
         for shot in storyboard.shots:
-            key = shot.partition_key
-            if not instance.has_dynamic_partition(shots.name, key):
-                new_shots.append(key)
             spec = storyboard.shot_spec_hash(shot)
-            published = (latest_metadata_or_none(instance, "published_clip", key) or {}).get("spec_sha256")
-            if spec != published:
-                stale.append(_run_request(key, spec, published))
+            made_for = published.get(shot.partition_key, {}).get("spec_sha256")
+            if spec != made_for:
+                stale.append(_run_request(shot.partition_key, spec, made_for))
         now[name]["pending"] = bool(stale) and not autorun
         if autorun:
             run_requests.extend(stale)
@@ -81,12 +92,38 @@ def storyboard_sensor(context: dg.SensorEvaluationContext, workspace: WorkspaceR
         requests.append(shots.build_add_request(new_shots))
     if new_boards:
         requests.append(storyboards.build_add_request(new_boards))
+    now = {name: board for name, board in now.items() if board}
     unchanged = now == before and state.generation > 0
     return dg.SensorResult(
         run_requests=run_requests,
         dynamic_partitions_requests=requests,
-        cursor=state.cursor() if unchanged else state.commit({"storyboards": now}),
+        cursor=state.cursor(sweep=found.sweep_next)
+        if unchanged
+        else state.commit({"storyboards": now}, sweep=found.sweep_next),
     )
+
+
+class _Registered:
+    """Whether a partition exists: one query per key for a few, one query for them all past that (a first
+    tick over a large catalogue)."""
+
+    ONE_BY_ONE = 200
+
+    def __init__(self, instance: dg.DagsterInstance) -> None:
+        self._instance = instance
+        self._asked = 0
+        self._shots: set[str] | None = None
+
+    def storyboard(self, storyboard_id: str) -> bool:
+        return self._instance.has_dynamic_partition(storyboards.name, storyboard_id)
+
+    def shot(self, key: str) -> bool:
+        if self._shots is None:
+            self._asked += 1
+            if self._asked <= self.ONE_BY_ONE:
+                return self._instance.has_dynamic_partition(shots.name, key)
+            self._shots = set(self._instance.get_dynamic_partitions(shots.name))
+        return key in self._shots
 
 
 def _run_request(key: str, spec: str, published: str | None) -> dg.RunRequest:
@@ -130,11 +167,11 @@ def reel_sensor(context: dg.SensorEvaluationContext, workspace: WorkspaceResourc
         except StoryboardError:
             continue  # storyboard_sensor reports it
         versions = []
+        published = latest_metadata_by_partition(instance, "published_clip", [s.partition_key for s in sb.shots])
         for shot in sb.shots:
-            published = latest_metadata_or_none(instance, "published_clip", partition_key(sb.id, shot.id))
-            if published is None:
+            if shot.partition_key not in published:
                 break
-            versions.append(published["sha256"])
+            versions.append(published[shot.partition_key]["sha256"])
         else:
             cut = stable_hash({"clips": versions, "reel": sb.reel.model_dump()})[:16]
             if cuts.get(sb.id) != cut:
