@@ -12,7 +12,6 @@ request ledger keeps the request as failed so that no later run pays for it agai
 from __future__ import annotations
 
 import io
-import json
 import os
 import re
 from collections.abc import Iterator
@@ -26,7 +25,9 @@ from PIL import Image
 
 from pipelines.definitions import build_definitions
 from shotline.cli import main as shotline_main
-from shotline.store import WorkStore
+from shotline.db import open_database
+from shotline.db.engine import sqlite_url
+from shotline.ledger import RequestLedger
 from tests.fakes.fal_server import FakeFal
 from tests.storyboard_factory import write_image
 from tests.test_netguard import Server, hostile_handler, serve
@@ -182,6 +183,9 @@ def case_env(tmp_path: Path, fal: FakeFal, folder: Path) -> dict[str, str]:
         "FAL_KEY": fal.key,
         "SHOTLINE_GENERATOR": "fal",
         "SHOTLINE_FAL_QUEUE_URL": fal.url,
+        "SHOTLINE_FAL_REST_URL": fal.rest_url,
+        "SHOTLINE_FAL_CDN_URL": fal.cdn_url,
+        "SHOTLINE_FAL_API_URL": fal.api_url,
         "SHOTLINE_FAL_POLL_INTERVAL_S": "0.01",
         "SHOTLINE_STORYBOARDS": str(folder.parent),
         "SHOTLINE_HOME": str(tmp_path / "home"),
@@ -285,9 +289,8 @@ def test_bad_fal_answers_fail_the_clip_and_publish_nothing(
     assert not published.exists() or not any(published.rglob("*"))
     assert leftovers(tmp_path / "home") == []
     # the ledger keeps the request as failed: a rerun refuses instead of paying again
-    records = list((WorkStore(tmp_path / "home").root / "records" / "fal-requests").glob("*.json"))
-    assert len(records) == 1
-    assert json.loads(records[0].read_text())["state"] in ("failed", "completed")  # never "submitted"
+    attempts = RequestLedger(open_database(sqlite_url(tmp_path / "home"))).for_storyboard(case["name"])
+    assert [a.state.value for a in attempts] in (["failed"], ["completed"])  # never "submitted"
     again = run_clip(env, instance, f"{case['name']}__s01")
     assert not again.success
     assert len(fal.submits) == submits_before + 1

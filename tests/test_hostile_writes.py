@@ -59,7 +59,13 @@ def test_a_failed_image_write_leaves_nothing_in_the_store(tmp_path: Path) -> Non
 def test_a_failed_download_leaves_no_partial_video(tmp_path: Path, fake_fal: FakeFal) -> None:
     fake_fal.queue_polls, fake_fal.progress_polls = 0, 1
     image = fake_fal.serve_asset("still.png", _png(tmp_path), "image/png")
-    with FalQueueClient(fake_fal.url, SecretStr(fake_fal.key), model=fake_fal.model, poll_interval=0.01) as client:
+    with FalQueueClient(
+        fake_fal.url,
+        SecretStr(fake_fal.key),
+        model=fake_fal.model,
+        poll_interval=0.01,
+        media_origins=(fake_fal.cdn_url,),  # generated media comes from fal's CDN origin
+    ) as client:
         handle = client.handle_for(
             client.submit(SubmitPayload(prompt="a boat", image_url=image, duration=1, resolution="480p"))
         )

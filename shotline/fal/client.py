@@ -254,11 +254,14 @@ class FalQueueClient:
             return ResultAnswer(outcome=outcome)
         try:
             data = response.json()
+            if not isinstance(data, dict):
+                raise ValueError(f"expected a JSON object, got {type(data).__name__}")
             video = VideoResult.model_validate(data).video
         except (ValueError, ValidationError) as exc:
+            why = "" if isinstance(exc, ValidationError) else f" ({exc})"
             raise FalProtocolError(
                 f"fal result of request {handle.request_id} (HTTP {response.status_code}, billed) has no "
-                f"usable video: {_snippet(response, 300)}",
+                f"usable video{why}: {_snippet(response, 300)}",
                 retryable=False,
                 billed=True,
                 request_id=handle.request_id,

@@ -381,6 +381,15 @@ class FalGenerator:
                 final = self._wait(client, entry, request, log, started, seen)
                 answer = client.result(handle)
             except FalError as exc:
+                if exc.billed and not exc.retryable:  # fal finished (and billed) it, but its answer is unusable
+                    self.ledger.mark_failed(
+                        entry,
+                        outcome="unusable_result",
+                        error=str(exc),
+                        error_type=exc.error_type,
+                        billed=True,
+                        retryable=False,
+                    )
                 if exc.status_code != 404:
                     if not str(exc).startswith(_where(request)):  # the GET itself failed: say which clip
                         _add_context(exc, f"{_where(request)}: {exc}")
