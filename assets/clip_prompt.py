@@ -19,7 +19,8 @@ CODE_VERSION = "2"
     group_name="clips",
     kinds={"jinja"},
     deps=["source_image"],
-    description="The prompt sent to the generator, rendered from the shot's template or inline prompt.",
+    description="The prompt the generator is sent, rendered from the shot's template (or inline prompt) and "
+    "its variables.",
 )
 def clip_prompt(context: dg.AssetExecutionContext, workspace: WorkspaceResource) -> dg.MaterializeResult:
     with dagster_failures():

@@ -122,8 +122,8 @@ def draw_contact_sheet(
     group_name="reels",
     kinds={"pillow", "s3"},
     deps=[dg.AssetDep("published_clip", partition_mapping=dg.AllPartitionMapping())],
-    description="Every shot's thumbnail, id, caption, duration, generator and cost on one image, in shot order, "
-    "published beside the reel for review at a glance.",
+    description="One image of every shot (thumbnail, caption, duration, generator, cost, takes and review state), "
+    "published beside the reel, to review a storyboard at a glance.",
 )
 def contact_sheet(
     context: dg.AssetExecutionContext, workspace: WorkspaceResource, publisher: PublisherResource

@@ -27,7 +27,8 @@ CODE_VERSION = "4"
     group_name="clips",
     kinds={"ffmpeg", "moviepy"},
     deps=["raw_clip"],
-    description="The deliverable: the storyboard's frame, fit, trim, fades, caption, loudness and encoding.",
+    description="The shot's deliverable, the generated clip post-processed to the storyboard's frame, fit, trim, "
+    "fades, caption, loudness and encoding.",
 )
 def final_clip(
     context: dg.AssetExecutionContext,

@@ -92,8 +92,8 @@ def _status_help() -> str:
     group_name="reels",
     kinds={"csv", "s3"},
     deps=[dg.AssetDep("published_clip", partition_mapping=dg.AllPartitionMapping())],
-    description="Per storyboard: every clip's status, generator, fal request id, cost, cache hit, published URI "
-    "and last update, with totals; published as ledger.csv and ledger.json beside the clips.",
+    description="What each clip of the storyboard is (status, take, generator, fal request, cost, where it is "
+    "published) and what the storyboard cost, as a table here and as ledger.csv and ledger.json beside the clips.",
 )
 def production_ledger(
     context: dg.AssetExecutionContext, workspace: WorkspaceResource, publisher: PublisherResource

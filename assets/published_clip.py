@@ -34,7 +34,8 @@ CHAIN = {"source_image": source_image, "clip_prompt": clip_prompt, "raw_clip": r
     group_name="clips",
     kinds={"s3"},
     deps=["final_clip"],
-    description="The published clip, thumbnail and lineage manifest, content-addressed, with latest.json.",
+    description="The deliverable where the team and its tools get it: video, thumbnail and lineage manifest "
+    "published content-addressed, with latest.json pointing at it.",
 )
 def published_clip(
     context: dg.AssetExecutionContext, workspace: WorkspaceResource, publisher: PublisherResource

@@ -14,9 +14,8 @@ from shotline.stage_records import PublishedClipRecord
     asset="published_clip",
     partitions_def=shots,
     blocking=True,
-    description="Video, thumbnail and manifest exist with the size and sha256 recorded at upload (S3: HEAD in "
-    "checksum mode, read back when the stored checksum is a multipart one; local: read back and hashed), and "
-    "latest.json points at this video.",
+    description="What was published is still there, unaltered: video, thumbnail and manifest with the size and "
+    "sha256 recorded at upload, and latest.json pointing at this video.",
 )
 def published_objects_intact(
     context: dg.AssetCheckExecutionContext, workspace: WorkspaceResource, publisher: PublisherResource

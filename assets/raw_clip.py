@@ -33,7 +33,8 @@ CODE_VERSION = "2"
     deps=["source_image", "clip_prompt"],
     pool="fal",
     retry_policy=dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
-    description="The generated clip (fal, or the offline preview), cached by its inputs; records request and cost.",
+    description="The clip generated from the still and the prompt (fal, or the offline preview), paid for at most "
+    "once per distinct input, with its fal request and what it cost.",
 )
 def raw_clip(
     context: dg.AssetExecutionContext,

@@ -22,7 +22,8 @@ CODE_VERSION = "2"
     kinds={"pillow"},
     # only a source that may come back (SourceUnavailable: network, timeout, 5xx) is retried; bad input is not
     retry_policy=dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
-    description="The shot's still: fetched from the storyboard folder, https or s3, validated and normalised.",
+    description="The shot's still, fetched (storyboard folder, https or s3), validated and normalised, so that "
+    "every later stage starts from the same image.",
 )
 def source_image(context: dg.AssetExecutionContext, workspace: WorkspaceResource) -> dg.MaterializeResult:
     with dagster_failures():

@@ -34,7 +34,8 @@ CODE_VERSION = "4"
     group_name="reels",
     kinds={"ffmpeg", "s3"},
     deps=[dg.AssetDep("published_clip", partition_mapping=dg.AllPartitionMapping())],
-    description="Every shot's final clip in shot order, cut or crossfaded into one deliverable with chapters.",
+    description="The storyboard's clips in shot order, cut or crossfaded into one reel with a chapter per shot, "
+    "published with its manifest.",
 )
 def storyboard_reel(
     context: dg.AssetExecutionContext,

@@ -14,12 +14,20 @@ from shotline.media.deliverable import CHECK_NAMES
 from shotline.stage_records import FinishedClipRecord, ReelRecord
 
 REEL_CHECKS = (*CHECK_NAMES, "chapters")
+REEL_DESCRIPTIONS = {
+    "duration": "Duration is every shot's kept duration joined by the reel's transitions, within one frame.",
+    "frame_size": "Frame is the first shot's format at its resolution, square pixels, 24 fps.",
+}
 
 
 @dg.multi_asset_check(
     specs=[
         dg.AssetCheckSpec(
-            name, asset="storyboard_reel", partitions_def=storyboards, blocking=True, description=DESCRIPTIONS[name]
+            name,
+            asset="storyboard_reel",
+            partitions_def=storyboards,
+            blocking=True,
+            description=REEL_DESCRIPTIONS.get(name, DESCRIPTIONS[name]),
         )
         for name in REEL_CHECKS
     ],

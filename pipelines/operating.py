@@ -6,6 +6,7 @@
 - SHOTLINE_SWEEP_CRON ("0 2 * * *"): when nightly_sweep retries failed shots.
 - SHOTLINE_REFRESH_CRON ("0 5 * * *"): when nightly_refresh re-cuts stale reels (and rebuilds the ledger).
 - SHOTLINE_SCHEDULE_TIMEZONE ("UTC"): the IANA time zone of both cron strings.
+- SHOTLINE_ARCHIVE_AFTER_DAYS (unset: off): archive_sensor archives storyboards untouched that many days.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class OperatingSettings(BaseModel):
     sweep_cron: str = DEFAULT_SWEEP_CRON
     refresh_cron: str = DEFAULT_REFRESH_CRON
     timezone: str = "UTC"
+    archive_after_days: float | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatingSettings:
@@ -40,6 +42,7 @@ class OperatingSettings(BaseModel):
             sweep_cron=_cron(env, "SHOTLINE_SWEEP_CRON", DEFAULT_SWEEP_CRON),
             refresh_cron=_cron(env, "SHOTLINE_REFRESH_CRON", DEFAULT_REFRESH_CRON),
             timezone=_timezone(env, "SHOTLINE_SCHEDULE_TIMEZONE"),
+            archive_after_days=_days(env, "SHOTLINE_ARCHIVE_AFTER_DAYS"),
         )
 
 
@@ -74,6 +77,19 @@ def _cron(env: Mapping[str, str], name: str, default: str) -> str:
     if not is_valid_cron_string(raw):
         raise ValueError(f"{name} must be a cron string such as {default!r}, not {raw!r}")
     return raw
+
+
+def _days(env: Mapping[str, str], name: str) -> float | None:
+    raw = _raw(env, name)
+    if not raw:
+        return None
+    try:
+        days = float(raw)
+    except ValueError:
+        days = float("nan")
+    if not days > 0 or days == float("inf"):
+        raise ValueError(f"{name} must be a positive number of days, not {raw!r}")
+    return days
 
 
 def _timezone(env: Mapping[str, str], name: str) -> str:

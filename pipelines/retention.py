@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -35,6 +34,7 @@ from pydantic import BaseModel
 from assets.partitions import shots, storyboards
 from assets.resources import PublisherResource, WorkspaceResource
 from assets.upstream import latest_record
+from pipelines.operating import OperatingSettings
 from shotline.config import Settings
 from shotline.errors import ShotlineError, StoryboardError
 from shotline.publish import PublishedClip, Publisher, verify_published
@@ -185,18 +185,9 @@ def restore(instance: dg.DagsterInstance, storyboard_id: str) -> ArchiveRecord:
 # --- automatic archiving ------------------------------------------------------------------------------------
 
 
-def archive_after_days(env: dict[str, str] | None = None) -> float | None:
+def archive_after_days(env: Mapping[str, str] | None = None) -> float | None:
     """SHOTLINE_ARCHIVE_AFTER_DAYS: archive storyboards untouched this many days; None (unset) is off."""
-    raw = ((os.environ if env is None else env).get(ARCHIVE_AFTER_DAYS) or "").strip()
-    if not raw:
-        return None
-    try:
-        days = float(raw)
-    except ValueError:
-        days = float("nan")
-    if not days > 0 or days == float("inf"):
-        raise ValueError(f"{ARCHIVE_AFTER_DAYS} must be a positive number of days, not {raw!r}")
-    return days
+    return OperatingSettings.from_env(env).archive_after_days
 
 
 def last_touched(instance: dg.DagsterInstance, workspace: WorkspaceResource, storyboard_id: str) -> float:

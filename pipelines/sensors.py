@@ -139,10 +139,10 @@ def _run_request(key: str, spec: str, published: str | None) -> dg.RunRequest:
     description="Runs reel_job for a storyboard once every one of its shots is published, and again whenever "
     "one of its published clips or its reel settings change.",
 )
-def reel_sensor(context: dg.SensorEvaluationContext, workspace: WorkspaceResource) -> dg.SensorResult | dg.SkipReason:
+def reel_sensor(context: dg.SensorEvaluationContext, workspace: WorkspaceResource) -> dg.SensorResult:
     """Looks only at the storyboards with a published clip newer than the last tick's (the event log, read
-    after a storage id) or whose storyboard file changed; the first tick looks at every one. Archived
-    storyboards are skipped."""
+    after a storage id) or whose storyboard file changed; the first tick looks at every one (over several
+    ticks if need be: what is left is kept for the next). Archived storyboards are skipped."""
     instance = context.instance
     state = SensorState(instance, "reel_sensor", context.cursor)
     before = state.load()
@@ -154,12 +154,16 @@ def reel_sensor(context: dg.SensorEvaluationContext, workspace: WorkspaceResourc
     now_files = {name: _file_stamp(folder) for name, folder in storyboard_folders(root).items() if name not in archived}
     if state.generation == 0:
         touched = set(now_files)
+    touched |= set(before.get("todo", []))
     touched |= {name for name, stamp in now_files.items() if files.get(name) != stamp}
     # an archived storyboard keeps its entries, so that its restore recuts nothing
     now_files |= {name: stamp for name, stamp in files.items() if name in archived}
     new_cuts = {name: cut for name, cut in cuts.items() if name in now_files}
-    run_requests = []
+    run_requests, todo, started = [], [], time.monotonic()
     for name in sorted(touched & set(now_files) - archived):
+        if time.monotonic() - started > READ_BUDGET_S:
+            todo.append(name)
+            continue
         if not instance.has_dynamic_partition(storyboards.name, name):
             continue
         try:
@@ -179,7 +183,7 @@ def reel_sensor(context: dg.SensorEvaluationContext, workspace: WorkspaceResourc
                 # the cut it replaces is in the run key, so that going back to an earlier cut runs again
                 run_key = f"{sb.id}@{cut}" + (f"~{cuts[sb.id]}" if sb.id in cuts else "")
                 run_requests.append(dg.RunRequest(partition_key=sb.id, run_key=run_key))
-    now = {"cuts": new_cuts, "files": now_files}
+    now = {"cuts": new_cuts, "files": now_files, "todo": todo}
     if now == before and after == state.extra.get("after") and state.generation > 0:
         cursor = state.cursor()
     elif now == before and state.generation > 0:

@@ -34,7 +34,7 @@ from pathlib import Path
 from shotline.storyboard import STORYBOARD_FILE
 
 SETTLE_S = 2.0
-SWEEP_FILES = 5000
+SWEEP_FILES = 4000
 _MASK = (1 << 64) - 1
 _NAME_CRC: dict[str, int] = {}  # the same names come back at every look
 
@@ -84,8 +84,10 @@ def look(
     changes = Changes()
     names = sorted(name for name in _folders(root) if name not in skip)
     steady = []
+    base = str(root)
     for name in names:
-        folder, known = root / name, previous.get(name)
+        # plain strings, not Path objects: a look joins thousands of paths, and pathlib would double its time
+        folder, known = os.path.join(base, name), previous.get(name)
         quick = quick_fingerprint(folder, known.dirs) if known is not None else None
         if known is None or quick != known.quick or known.fingerprint is None:
             board = full_fingerprint(folder, settled_before=settled_before)
@@ -115,7 +117,7 @@ def _sweep(
     for i, name in enumerate(order):
         if spent >= budget and i > 0:
             return name
-        board = full_fingerprint(root / name, settled_before=settled_before)
+        board = full_fingerprint(os.path.join(str(root), name), settled_before=settled_before)
         if board is None:
             continue
         spent += board.files
@@ -130,7 +132,7 @@ class _Scanned(BoardFiles):
     files: int = 0
 
 
-def full_fingerprint(folder: Path, *, settled_before: float) -> _Scanned | None:
+def full_fingerprint(folder: str | Path, *, settled_before: float) -> _Scanned | None:
     """Both fingerprints of `folder`, from every file and folder in it but hidden ones; None if it holds no
     storyboard file (any more). The full fingerprint is None when a file was modified after `settled_before`."""
     dirs, total, files, newest = [""], 0, 0, 0
@@ -165,17 +167,18 @@ def full_fingerprint(folder: Path, *, settled_before: float) -> _Scanned | None:
     return _Scanned(fingerprint, quick, tuple(sorted(dirs)), files)
 
 
-def quick_fingerprint(folder: Path, dirs: tuple[str, ...]) -> str | None:
+def quick_fingerprint(folder: str | Path, dirs: tuple[str, ...]) -> str | None:
     """A digest of the times of `folder`'s folders `dirs` and of its storyboard file's size and time; None if
     the folder holds no storyboard file."""
+    folder = str(folder)
     try:
-        st = os.stat(folder / STORYBOARD_FILE)
+        st = os.stat(os.path.join(folder, STORYBOARD_FILE))
     except (FileNotFoundError, NotADirectoryError):
         return None
     total = _crc(STORYBOARD_FILE) * ((st.st_mtime_ns * 0x9E3779B97F4A7C15 + st.st_size) & _MASK)
     for rel in dirs:
         try:
-            mtime = os.stat(folder / rel).st_mtime_ns
+            mtime = os.stat(os.path.join(folder, rel) if rel else folder).st_mtime_ns
         except (FileNotFoundError, NotADirectoryError):
             mtime = 0
         total += _crc(rel + "/") * ((mtime * 0x9E3779B97F4A7C15) & _MASK)

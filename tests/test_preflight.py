@@ -25,7 +25,13 @@ def settings(tmp_path: Path, **env: str) -> Settings:
 
 def test_the_defaults_pass_and_say_what_was_checked(tmp_path: Path) -> None:
     checked = preflight(settings(tmp_path))
-    assert [line.split(":")[0] for line in checked] == ["database", "work store", "publish to", "storyboards", "content credentials"]
+    assert [line.split(":")[0] for line in checked] == [
+        "database",
+        "work store",
+        "publish to",
+        "storyboards",
+        "content credentials",
+    ]
     assert (tmp_path / "home" / "shotline.db").is_file()
 
 
