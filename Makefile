@@ -62,7 +62,7 @@ postgres-server:
 	has_initdb || { echo "make test: postgresql is installed but no initdb is under /usr/lib/postgresql/*/bin or on PATH" >&2; exit 1; }
 
 # tests/test_ui_browser.py drives the Dagster UI in Debian's Chromium through Playwright (never Playwright's own
-# browser download), so `make test` installs the chromium package when /usr/bin/chromium is missing; like
+# browser download), so `make test` installs the chromium package when no chromium is on PATH; like
 # postgres-server, finding the program is the check.
 CHROMIUM_APT := apt-get install -y --no-install-recommends chromium
 chromium:

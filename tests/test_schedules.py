@@ -74,6 +74,7 @@ def test_operating_settings_come_from_the_environment() -> None:
         ("SHOTLINE_SWEEP_CRON", "every night"),
         ("SHOTLINE_REFRESH_CRON", "61 2 * * *"),
         ("SHOTLINE_SCHEDULE_TIMEZONE", "Mars/Olympus"),
+        ("SHOTLINE_ARCHIVE_AFTER_DAYS", "-3"),
     ],
 )
 def test_a_bad_setting_is_refused_by_name(variable: str, value: str) -> None:

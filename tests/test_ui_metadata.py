@@ -96,7 +96,7 @@ def test_the_card_names_what_people_read_first() -> None:
 def test_a_link_to_s3_is_presigned_with_its_expiry(s3_env: S3Env) -> None:
     url, expires = clip_link(s3_env.uri("clips/a.mp4"))
     assert url.startswith(s3_env.endpoint) and "X-Amz-Signature=" in url and expires is not None
-    assert clip_link("file:///tmp/a.mp4") == ("file:///tmp/a.mp4", None)
+    assert clip_link("file:///clips/a.mp4") == ("file:///clips/a.mp4", None)
 
 
 def test_every_stage_shows_its_picture_and_facts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

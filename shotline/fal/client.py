@@ -254,6 +254,14 @@ class FalQueueClient:
             return ResultAnswer(outcome=outcome)
         try:
             data = response.json()
+        except ValueError as exc:  # a garbled answer (cut short, a proxy's page): the stored result may be fine
+            raise FalProtocolError(
+                f"fal result of request {handle.request_id} has no usable video: {_snippet(response)} (not JSON)",
+                retryable=True,
+                request_id=handle.request_id,
+                status_code=response.status_code,
+            ) from exc
+        try:
             if not isinstance(data, dict):
                 raise ValueError(f"expected a JSON object, got {type(data).__name__}")
             video = VideoResult.model_validate(data).video
