@@ -13,7 +13,12 @@ from pathlib import Path
 from shotline.storyboard_changes import Changes, look
 from tests.storyboard_factory import tiny_storyboard, write_image
 
-LATER = time.time() + 60  # every file is settled
+
+
+def later() -> float:
+    """A look's time at which every file is settled (taken when asked: the suite may import this module
+    minutes before it runs a test)."""
+    return time.time() + 60
 
 
 def date(root: Path, ago_s: float) -> None:
@@ -32,14 +37,14 @@ def overwrite(image: Path) -> None:
 
 
 def again(root: Path, before: Changes, **options) -> Changes:
-    return look(root, before.boards, sweep_from=before.sweep_next, now=LATER, **options)
+    return look(root, before.boards, sweep_from=before.sweep_next, now=later(), **options)
 
 
 def test_edits_additions_removals_and_overwrites_are_changes(tmp_path: Path) -> None:
     root = tmp_path / "storyboards"
     alpha, beta = tiny_storyboard(root, "alpha"), tiny_storyboard(root, "beta")
     date(root, 100)
-    first = look(root, {}, now=LATER)
+    first = look(root, {}, now=later())
     assert sorted(first.changed) == ["alpha", "beta"] and first.removed == []
     assert again(root, first).changed == []
 
@@ -65,9 +70,9 @@ def test_a_hard_linked_copy_is_no_change(tmp_path: Path) -> None:
     old, new = tmp_path / "snap-1", tmp_path / "snap-2"
     tiny_storyboard(old, "alpha")
     date(old, 100)
-    first = look(old, {}, now=LATER)
+    first = look(old, {}, now=later())
     shutil.copytree(old, new, copy_function=os.link)
-    assert look(new, first.boards, now=LATER).changed == []
+    assert look(new, first.boards, now=later()).changed == []
 
 
 def test_a_file_written_just_now_is_not_trusted_yet(tmp_path: Path) -> None:
@@ -87,7 +92,7 @@ def test_a_large_catalogue_is_swept_in_turn(tmp_path: Path) -> None:
     folders = [tiny_storyboard(root, f"sb{i:02d}", n_shots=2) for i in range(10)]
     date(root, 100)
     budget = 6  # files per look; each storyboard has 3 (its file and two images)
-    state = look(root, {}, now=LATER, sweep_files=budget)
+    state = look(root, {}, now=later(), sweep_files=budget)
     overwrite(folders[7] / "images" / "s01.png")
     (folders[2] / "storyboard.yaml").write_text((folders[2] / "storyboard.yaml").read_text() + "\n")
     state = again(root, state, sweep_files=budget)
