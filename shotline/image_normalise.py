@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
@@ -60,8 +60,8 @@ def normalise_image(
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             _verify(data, max_pixels)
-            im = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
-            im.load()
+            opened = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+            opened.load()
         except ImageRefused:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -71,9 +71,10 @@ def normalise_image(
         except (OSError, SyntaxError, ValueError, EOFError) as e:
             raise ImageRefused(f"image is corrupt or truncated: {e}") from e
 
-    source_format = str(im.format)
-    source_size = im.size
-    source_mode = im.mode
+    source_format = str(opened.format)
+    source_size = opened.size
+    source_mode = opened.mode
+    im: Image.Image = opened
     conversions: list[str] = []
 
     n_frames = int(getattr(im, "n_frames", 1))
@@ -129,7 +130,7 @@ def _to_rgb(im: Image.Image, background: Background, conversions: list[str]) -> 
         mode = "L"
         icc = None
     elif mode == "F":
-        lo, hi = im.getextrema()
+        lo, hi = cast(tuple[float, float], im.getextrema())  # one band: (min, max)
         span = (hi - lo) or 1.0
         im = im.point(lambda v: (v - lo) * (255.0 / span)).convert("L")
         conversions.append("F (float) -> 8-bit, stretched to full range")
@@ -139,7 +140,8 @@ def _to_rgb(im: Image.Image, background: Background, conversions: list[str]) -> 
     has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in im.info)
     if has_alpha:
         im = im.convert("RGBA")
-        if im.getextrema()[3][0] < 255:
+        alpha_low = cast(tuple[tuple[int, int], ...], im.getextrema())[3][0]  # RGBA: one (min, max) per band
+        if alpha_low < 255:
             fill = (255, 255, 255, 255) if background == "white" else (0, 0, 0, 255)
             im = Image.alpha_composite(Image.new("RGBA", im.size, fill), im)
             conversions.append(f"alpha flattened on {background}")

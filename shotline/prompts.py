@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, UndefinedError, nodes
+from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
-from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel
 
 from shotline.errors import InputError
@@ -186,7 +187,9 @@ def _budgeted(tree: nodes.Template) -> nodes.Template:
         loop.iter = nodes.Call(nodes.Name(_ITER, "load"), [loop.iter], [], None, None).set_lineno(loop.lineno)
     for flt in list(tree.find_all(nodes.Filter)):
         if flt.node is not None:
-            flt.node = nodes.Call(nodes.Name(_AT_RUNTIME, "load"), [flt.node], [], None, None).set_lineno(flt.lineno)
+            call = nodes.Call(nodes.Name(_AT_RUNTIME, "load"), [flt.node], [], None, None)
+            call.set_lineno(flt.lineno)
+            flt.node = call
     return tree
 
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from shotline.db.engine import Database
 from shotline.db.tables import review_decisions
 from shotline.errors import InputError
-from shotline.ledger import RequestLedger
+from shotline.fal.ledger import RequestLedger
 from shotline.manifest import ClipApproval
 from shotline.storyboard import Storyboard, check_take
 from shotline.takes import (
@@ -142,7 +142,9 @@ class ReviewBook:
             "via": via,
         }
         with self.db.begin() as conn:
-            new_id = conn.execute(sa.insert(review_decisions).values(**values)).inserted_primary_key[0]
+            inserted = conn.execute(sa.insert(review_decisions).values(**values)).inserted_primary_key
+            assert inserted is not None  # an INSERT of one row always has its key
+            new_id = inserted[0]
         return ReviewDecision(id=new_id, **values)
 
     def decisions(self, storyboard_id: str, shot_id: str | None = None) -> list[ReviewDecision]:

@@ -130,7 +130,7 @@ class WorkStore:
         path = self.record_path(kind, key)
         if not path.is_file():
             return None
-        return json.loads(path.read_text())
+        return record_object(json.loads(path.read_text()), path.as_uri())
 
     def put_record(self, kind: str, key: str, data: dict[str, Any]) -> str:
         """Write the record atomically; returns `record_uri`."""
@@ -211,3 +211,10 @@ def check_writable(folder: Path, setting: str) -> None:
         raise StoreConfigError(
             f"{setting}: cannot write to {folder}: {e.strerror or type(e).__name__}", variable=setting
         ) from None
+
+
+def record_object(data: object, where: str) -> dict[str, Any]:
+    """A stage record as read back: a JSON object, or a StoreError naming where it came from."""
+    if not isinstance(data, dict):
+        raise StoreError(f"{where} holds {type(data).__name__}, not a JSON object")
+    return data

@@ -44,6 +44,7 @@ from shotline.store import (
     WorkStore,
     check_writable,
     record_json,
+    record_object,
     redact_uri,
 )
 
@@ -89,7 +90,7 @@ class ObjectCache:
                 return False
         return path.is_file()
 
-    def place(self, dest: Path, fill: Callable[[Path], None]) -> None:
+    def place(self, dest: Path, fill: Callable[[Path], object]) -> None:
         """Put a file at `dest` atomically: `fill` writes (or moves) it to the temp path it is given."""
         with atomic_path(dest) as tmp:
             fill(tmp)
@@ -374,9 +375,10 @@ class S3WorkStore(WorkStore):
         except BotoCoreError as e:
             raise StoreError(f"cannot read {s3.s3_uri(self.bucket, okey)}: {s3.describe_error(e)}") from None
         try:
-            return json.loads(body)
+            data = json.loads(body)
         except ValueError as e:
             raise StoreError(f"{s3.s3_uri(self.bucket, okey)} is not valid JSON: {e}") from None
+        return record_object(data, s3.s3_uri(self.bucket, okey))
 
     def put_record(self, kind: str, key: str, data: dict[str, Any]) -> str:
         """One PUT (atomic on S3: readers see the old record or the new one), checked by its SHA-256."""

@@ -14,7 +14,7 @@ from shotline.config import Settings
 from shotline.review import Decision
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("approve", help="approve a shot's take (its published deliverable)", description=__doc__)
     add_arguments(p, note_required=False)
     p.set_defaults(func=run)

@@ -11,7 +11,7 @@ from shotline.errors import ConfigError
 from shotline.preflight import preflight
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("preflight", help="check the configuration before anything runs", description=__doc__)
     p.set_defaults(func=run)
 

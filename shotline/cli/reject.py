@@ -13,7 +13,7 @@ from shotline.config import Settings
 from shotline.review import Decision
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("reject", help="reject a shot's take, with a note saying why", description=__doc__)
     add_arguments(p, note_required=True)
     p.set_defaults(func=run)

@@ -8,12 +8,12 @@ import json
 
 from shotline.config import Settings
 from shotline.db import open_database
-from shotline.ledger import LedgerEntry, RequestLedger
+from shotline.fal.ledger import LedgerEntry, RequestLedger
 
 _BILLED = {True: "billed", False: "unbilled", None: "maybe"}
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("requests", help="every fal request recorded for a storyboard or one shot", description=__doc__)
     p.add_argument("target", help="<storyboard_id> or <storyboard_id>/<shot_id>")
     p.add_argument("--json", action="store_true", help="the ledger records as JSON")

@@ -15,11 +15,11 @@ import sys
 
 from shotline.config import Settings
 from shotline.db import open_database
-from shotline.ledger import LedgerState, RequestLedger
-from shotline.pricing import estimate_cost
+from shotline.fal.ledger import LedgerState, RequestLedger
+from shotline.fal.pricing import estimate_cost
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("resubmit", help="pay for a new fal request for a shot, deliberately", description=__doc__)
     p.add_argument("target", help="<storyboard_id>/<shot_id>")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation (scripts)")

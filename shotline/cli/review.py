@@ -15,7 +15,7 @@ from shotline.review import ReviewState, ShotReview, review_storyboard
 from shotline.storyboard import Storyboard, load_storyboard
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("review", help="every shot of a storyboard in review, with its cost", description=__doc__)
     p.add_argument("storyboard", help="storyboard folder, its storyboard.yaml, or an id")
     p.add_argument("--json", action="store_true", help="the review as JSON")

@@ -15,7 +15,7 @@ from shotline.review import ShotTakes, takes_of_shot
 from shotline.storyboard import load_storyboard
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("takes", help="every take of a shot, with its cost and review state", description=__doc__)
     p.add_argument("target", help="<storyboard_id>/<shot_id>")
     p.add_argument("--json", action="store_true", help="the takes as JSON")

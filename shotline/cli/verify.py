@@ -17,15 +17,14 @@ from shotline.config import Settings
 from shotline.credentials.keys import load_trust_anchors
 from shotline.credentials.verification import Verification, verify_bytes, verify_file
 from shotline.errors import InputError, PublishError, ShotlineError
-from shotline.lineage import read_uri
-from shotline.publish import LATEST, lineage_uri
+from shotline.publish import LATEST, lineage_uri, read_uri
 from shotline.storyboard import SLUG
 
 EXIT = {"trusted": 0, "untrusted": 0, "invalid": 1, "absent": 2}
 UNREADABLE = 3
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("verify", help="read a clip's or reel's content credentials (C2PA) back", description=__doc__)
     p.add_argument("target", help="a local mp4, an s3:// or file:// URI, or <storyboard_id>/<shot_id> (or /reel)")
     p.add_argument("--json", action="store_true", help="print what was found as JSON")

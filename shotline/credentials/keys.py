@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -29,6 +29,8 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 
 from shotline.credentials.settings import CERT_VAR, KEY_PEM_VAR, KEY_VAR, TRUST_VAR, TSA_VAR, CredentialSettings
 from shotline.errors import ConfigError
+
+_Ext = TypeVar("_Ext", bound=x509.ExtensionType)
 
 Alg = Literal["es256", "es384", "es512", "ps256"]
 
@@ -258,7 +260,7 @@ def _load_key(data: bytes, refuse: _Refuse) -> ec.EllipticCurvePrivateKey | rsa.
     return key
 
 
-def _extension(cert: x509.Certificate, kind: type) -> x509.ExtensionType | None:  # type: ignore[type-arg]
+def _extension(cert: x509.Certificate, kind: type[_Ext]) -> _Ext | None:
     try:
         return cert.extensions.get_extension_for_class(kind).value
     except x509.ExtensionNotFound:
