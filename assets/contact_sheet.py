@@ -14,7 +14,7 @@ import dagster as dg
 
 from assets.failures import dagster_failures
 from assets.partitions import storyboards
-from assets.presentation import sheet_metadata
+from assets.presentation import link_metadata, sheet_metadata
 from assets.resources import PublisherResource, WorkspaceResource
 from assets.upstream import latest_record, write_record
 from shotline.contact_sheet import SheetTake, SheetTile, render_contact_sheet
@@ -160,9 +160,6 @@ def contact_sheet(
         "height": drawn["height"],
         **record,
     }
-    if published.url and published.url_expires_at:
-        metadata["url"] = dg.MetadataValue.url(published.url)
-        metadata["url_expires_at"] = dg.MetadataValue.timestamp(published.url_expires_at)
-    else:
-        metadata["url"] = dg.MetadataValue.url(published.uri)
+    # a local sheet links to its file: there is no presigned link to give
+    metadata |= link_metadata(published.url_expires_at, url=published.url or published.uri)
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(published.sha256))

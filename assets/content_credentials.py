@@ -4,6 +4,7 @@ is there, its hash binding holds, its actions and digital source type are what t
 was signed by the configured signer, and the file kept its fast start. final_clip's check reads the file in the
 working store; published_clip's and storyboard_reel's read the uploaded object back from the destination."""
 
+from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
@@ -65,114 +66,129 @@ def _read_published(publisher: Publisher, uri: str, sha256: str) -> tuple[bytes 
     return data, None
 
 
-@dg.asset_check(
-    asset="final_clip",
-    name="content_credentials",
-    partitions_def=shots,
-    blocking=True,
-    description="The deliverable carries a signed C2PA manifest that holds (hash binding intact), with the digital "
-    "source type and one action per edit the render records, signed by the configured signer, faststart kept.",
-)
-def final_clip_content_credentials(
-    context: dg.AssetCheckExecutionContext, workspace: WorkspaceResource, credentials: CredentialsResource
-) -> dg.AssetCheckResult:
-    try:
-        signer = credentials.signer()
-        if signer is None:
-            return dg.AssetCheckResult(passed=True, description=OFF)
-        store = workspace.store()
-        final = latest_record(context.instance, store, FinishedClipRecord, context.partition_key)
-        raw = latest_record(context.instance, store, GeneratedClipRecord, context.partition_key)
-        video = deliverable_file(store, final.clip.sha256) if final else None
-        if final is None or raw is None or video is None:
-            return dg.AssetCheckResult(passed=False, description="the final clip's file is not in the working store")
-        found = verify_file(video, trust_anchors=credentials.trust_anchors_pem())
-    except ShotlineError as exc:
-        return dg.AssetCheckResult(passed=False, description=str(exc))
-    return _result(found, _clip_expected(context.partition_key, final, raw, signer.keys.serial))
+# What a check found to verify: the file's credentials, what they should say and problems found on the way;
+# or why there is nothing to verify (the check fails with that).
+Found = tuple[Verification, Expectations, list[str]] | str
+Inspect = Callable[[dg.AssetCheckExecutionContext, WorkspaceResource, PublisherResource, str | None], Found]
 
 
-def _clip_expected(key: str, final: FinishedClipRecord, raw: GeneratedClipRecord, serial: str) -> Expectations:
+def content_credentials_check(
+    asset: str, partitions_def: dg.PartitionsDefinition, description: str, inspect: Inspect
+) -> dg.AssetChecksDefinition:
+    """The blocking `content_credentials` check of `asset`: passes when signing is off; otherwise `inspect`
+    (given the trust anchors) reads the signed file back, and the check compares what it holds with what is
+    expected, signed by the configured signer."""
+
+    def check(
+        context: dg.AssetCheckExecutionContext,
+        workspace: WorkspaceResource,
+        publisher: PublisherResource,
+        credentials: CredentialsResource,
+    ) -> dg.AssetCheckResult:
+        try:
+            signer = credentials.signer()
+            if signer is None:
+                return dg.AssetCheckResult(passed=True, description=OFF)
+            found = inspect(context, workspace, publisher, credentials.trust_anchors_pem())
+            if isinstance(found, str):
+                return dg.AssetCheckResult(passed=False, description=found)
+            verification, expected, extra = found
+            expected = expected.model_copy(update={"signer_serial": signer.keys.serial})
+        except ShotlineError as exc:
+            return dg.AssetCheckResult(passed=False, description=str(exc))
+        return _result(verification, expected, extra)
+
+    check.__name__ = f"{asset}_content_credentials"  # the op's name, as each check had its own function
+    return dg.asset_check(
+        asset=asset, name="content_credentials", partitions_def=partitions_def, blocking=True, description=description
+    )(check)
+
+
+def _final_clip(
+    context: dg.AssetCheckExecutionContext, workspace: WorkspaceResource, _: PublisherResource, anchors: str | None
+) -> Found:
+    store = workspace.store()
+    final = latest_record(context.instance, store, FinishedClipRecord, context.partition_key)
+    raw = latest_record(context.instance, store, GeneratedClipRecord, context.partition_key)
+    video = deliverable_file(store, final.clip.sha256) if final else None
+    if final is None or raw is None or video is None:
+        return "the final clip's file is not in the working store"
+    return verify_file(video, trust_anchors=anchors), _clip_expected(context.partition_key, final, raw), []
+
+
+def _published_clip(
+    context: dg.AssetCheckExecutionContext,
+    workspace: WorkspaceResource,
+    publisher: PublisherResource,
+    anchors: str | None,
+) -> Found:
+    store, key = workspace.store(), context.partition_key
+    published = latest_record(context.instance, store, PublishedClipRecord, key)
+    final = latest_record(context.instance, store, FinishedClipRecord, key)
+    raw = latest_record(context.instance, store, GeneratedClipRecord, key)
+    if published is None or final is None or raw is None:
+        return "published_clip has no materialization to check"
+    video = published.published.video
+    data, problem = _read_published(publisher.publisher(), video.uri, video.sha256)
+    if data is None:
+        return f"video: {problem}"
+    extra = []
+    if video.sha256 != final.clip.sha256:
+        extra.append(f"the published video {video.sha256[:12]} is not the latest final clip {final.clip.sha256[:12]}")
+    return verify_bytes(data, trust_anchors=anchors), _clip_expected(key, final, raw), extra
+
+
+def _storyboard_reel(
+    context: dg.AssetCheckExecutionContext,
+    workspace: WorkspaceResource,
+    publisher: PublisherResource,
+    anchors: str | None,
+) -> Found:
+    reel = latest_record(context.instance, workspace.store(), ReelRecord, context.partition_key)
+    if reel is None:
+        return "storyboard_reel has no materialization to check"
+    video = reel.published.video
+    data, problem = _read_published(publisher.publisher(), video.uri, video.sha256)
+    if data is None:
+        return f"reel: {problem}"
+    expected = reel_expectations(
+        reel.reel.render,
+        storyboard_id=context.partition_key,
+        previews=[c.generator == "preview" for c in reel.clips],
+    )
+    return verify_bytes(data, trust_anchors=anchors), expected, []
+
+
+def _clip_expected(key: str, final: FinishedClipRecord, raw: GeneratedClipRecord) -> Expectations:
     storyboard_id, shot_id = split_partition_key(key)
-    expected = clip_expectations(
+    return clip_expectations(
         final.clip.render,
         storyboard_id=storyboard_id,
         shot_id=shot_id,
         preview=raw.clip.result.preview,
         request_id=raw.clip.result.request_id,
     )
-    return expected.model_copy(update={"signer_serial": serial})
 
 
-@dg.asset_check(
-    asset="published_clip",
-    name="content_credentials",
-    partitions_def=shots,
-    blocking=True,
-    description="The uploaded video, read back from the publish destination, carries the final clip's content "
-    "credentials intact (uploading and republishing never rewrite it).",
+final_clip_content_credentials = content_credentials_check(
+    "final_clip",
+    shots,
+    "The deliverable carries a signed C2PA manifest that holds (hash binding intact), with the digital "
+    "source type and one action per edit the render records, signed by the configured signer, faststart kept.",
+    _final_clip,
 )
-def published_clip_content_credentials(
-    context: dg.AssetCheckExecutionContext,
-    workspace: WorkspaceResource,
-    publisher: PublisherResource,
-    credentials: CredentialsResource,
-) -> dg.AssetCheckResult:
-    try:
-        signer = credentials.signer()
-        if signer is None:
-            return dg.AssetCheckResult(passed=True, description=OFF)
-        store, key = workspace.store(), context.partition_key
-        published = latest_record(context.instance, store, PublishedClipRecord, key)
-        final = latest_record(context.instance, store, FinishedClipRecord, key)
-        raw = latest_record(context.instance, store, GeneratedClipRecord, key)
-        if published is None or final is None or raw is None:
-            return dg.AssetCheckResult(passed=False, description="published_clip has no materialization to check")
-        video = published.published.video
-        data, problem = _read_published(publisher.publisher(), video.uri, video.sha256)
-        if data is None:
-            return dg.AssetCheckResult(passed=False, description=f"video: {problem}")
-        found = verify_bytes(data, trust_anchors=credentials.trust_anchors_pem())
-    except ShotlineError as exc:
-        return dg.AssetCheckResult(passed=False, description=str(exc))
-    extra = []
-    if video.sha256 != final.clip.sha256:
-        extra.append(f"the published video {video.sha256[:12]} is not the latest final clip {final.clip.sha256[:12]}")
-    return _result(found, _clip_expected(key, final, raw, signer.keys.serial), extra)
-
-
-@dg.asset_check(
-    asset="storyboard_reel",
-    name="content_credentials",
-    partitions_def=storyboards,
-    blocking=True,
-    description="The published reel, read back, carries a signed C2PA manifest that holds: a composite "
+published_clip_content_credentials = content_credentials_check(
+    "published_clip",
+    shots,
+    "The uploaded video, read back from the publish destination, carries the final clip's content "
+    "credentials intact (uploading and republishing never rewrite it).",
+    _published_clip,
+)
+storyboard_reel_content_credentials = content_credentials_check(
+    "storyboard_reel",
+    storyboards,
+    "The published reel, read back, carries a signed C2PA manifest that holds: a composite "
     "(with trained algorithmic media when any clip was generated), each signed clip a valid ingredient placed "
     "once, signed by the configured signer, faststart kept.",
+    _storyboard_reel,
 )
-def storyboard_reel_content_credentials(
-    context: dg.AssetCheckExecutionContext,
-    workspace: WorkspaceResource,
-    publisher: PublisherResource,
-    credentials: CredentialsResource,
-) -> dg.AssetCheckResult:
-    try:
-        signer = credentials.signer()
-        if signer is None:
-            return dg.AssetCheckResult(passed=True, description=OFF)
-        reel = latest_record(context.instance, workspace.store(), ReelRecord, context.partition_key)
-        if reel is None:
-            return dg.AssetCheckResult(passed=False, description="storyboard_reel has no materialization to check")
-        video = reel.published.video
-        data, problem = _read_published(publisher.publisher(), video.uri, video.sha256)
-        if data is None:
-            return dg.AssetCheckResult(passed=False, description=f"reel: {problem}")
-        found = verify_bytes(data, trust_anchors=credentials.trust_anchors_pem())
-    except ShotlineError as exc:
-        return dg.AssetCheckResult(passed=False, description=str(exc))
-    expected = reel_expectations(
-        reel.reel.render,
-        storyboard_id=context.partition_key,
-        previews=[c.generator == "preview" for c in reel.clips],
-    )
-    return _result(found, expected.model_copy(update={"signer_serial": signer.keys.serial}))

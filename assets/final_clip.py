@@ -18,7 +18,8 @@ from shotline.stage_records import FinishedClipRecord, GeneratedClipRecord, Prom
 
 # 3: reads the raw clip's record; the materialization points at a FinishedClipRecord (record_key)
 # 4: the deliverable's tags name its take
-CODE_VERSION = "4"
+# 5: IDRs where the storyboard reel's crossfades begin and end (finish_spec_for's reel_transition_frames)
+CODE_VERSION = "5"
 
 
 @dg.asset(

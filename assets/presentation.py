@@ -8,6 +8,7 @@ shows behind "[Show Markdown]" on its row, one click away on every materializati
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
@@ -50,6 +51,15 @@ def card_metadata(
         entries["Open clip"] = dg.MetadataValue.url(card.link)
     if card.link_expires_at:
         entries["Link expires"] = dg.MetadataValue.timestamp(card.link_expires_at)
+    return entries
+
+
+def link_metadata(expires_at: datetime | None, **links: str | None) -> dict[str, dg.MetadataValue]:
+    """Links to published objects as URL entries (those given as None left out) and, when they are presigned,
+    `url_expires_at`, when they stop working."""
+    entries: dict[str, dg.MetadataValue] = {name: dg.MetadataValue.url(url) for name, url in links.items() if url}
+    if entries and expires_at is not None:
+        entries["url_expires_at"] = dg.MetadataValue.timestamp(expires_at)
     return entries
 
 

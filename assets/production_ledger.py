@@ -12,27 +12,23 @@ import dagster as dg
 
 from assets.failures import dagster_failures
 from assets.partitions import storyboards
-from assets.presentation import ledger_summary
+from assets.presentation import ledger_summary, link_metadata
 from assets.resources import PublisherResource, WorkspaceResource
-from assets.upstream import write_record
-from shotline.ledger import RequestLedger
+from assets.upstream import latest_materialization, metadata_values, write_record
+from shotline.fal.ledger import RequestLedger
 from shotline.production_ledger import (
     COLUMNS,
-    CSV_NAME,
-    JSON_NAME,
     STATUS_HELP,
     EventFacts,
     LedgerRow,
+    PublishedLedger,
     RunFacts,
-    build_ledger,
-    ledger_row,
+    ShotFacts,
+    publish_ledger,
     table_rows,
-    to_csv,
-    to_json,
 )
 from shotline.stage_records import ProductionLedgerRecord
 from shotline.storyboard import partition_key
-from shotline.takes import spend_by_shot
 
 CODE_VERSION = "2"  # 2: current take, takes paid for and their cost (from the request ledger)
 _TYPES = {
@@ -50,14 +46,10 @@ def latest_event(instance: dg.DagsterInstance, asset: str, key: str) -> EventFac
 
     The ledger reports what Dagster recorded (runs, times and the documented metadata keys), so it reads
     events, not stage records: it also shows shots materialized before stage records existed."""
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[key]), limit=1
-    ).records
-    if not records or records[0].asset_materialization is None:
+    record = latest_materialization(instance, asset, key)
+    if record is None or record.asset_materialization is None:
         return None
-    record = records[0]
-    metadata = {name: value.value for name, value in record.asset_materialization.metadata.items()}
-    return EventFacts(run_id=record.run_id, at=record.timestamp, metadata=metadata)
+    return EventFacts(run_id=record.run_id, at=record.timestamp, metadata=metadata_values(record.asset_materialization))
 
 
 def latest_run(instance: dg.DagsterInstance, key: str) -> RunFacts | None:
@@ -68,6 +60,15 @@ def latest_run(instance: dg.DagsterInstance, key: str) -> RunFacts | None:
     record = records[0]
     at = record.end_time or record.update_timestamp.timestamp()
     return RunFacts(run_id=record.dagster_run.run_id, status=record.dagster_run.status.value, at=at)
+
+
+def shot_facts(instance: dg.DagsterInstance, key: str) -> ShotFacts:
+    """What Dagster knows of the shot with partition `key`, for its ledger row."""
+    return ShotFacts(
+        published=latest_event(instance, "published_clip", key),
+        raw=latest_event(instance, "raw_clip", key),
+        last_run=latest_run(instance, key),
+    )
 
 
 def ledger_table(rows: list[dict]) -> dg.TableMetadataValue:
@@ -86,52 +87,13 @@ def _status_help() -> str:
     return "; ".join(f"{s}: {h}" for s, h in STATUS_HELP.items())
 
 
-@dg.asset(
-    partitions_def=storyboards,
-    code_version=CODE_VERSION,
-    group_name="reels",
-    kinds={"csv", "s3"},
-    deps=[dg.AssetDep("published_clip", partition_mapping=dg.AllPartitionMapping())],
-    description="What each clip of the storyboard is (status, take, generator, fal request, cost, where it is "
-    "published) and what the storyboard cost, as a table here and as ledger.csv and ledger.json beside the clips.",
-)
-def production_ledger(
-    context: dg.AssetExecutionContext, workspace: WorkspaceResource, publisher: PublisherResource
-) -> dg.MaterializeResult:
-    instance = context.instance
-    with dagster_failures():
-        storyboard = workspace.storyboard(context.partition_key)
-        spend = spend_by_shot(RequestLedger(workspace.database()).for_storyboard(storyboard.id))
-        rows = []
-        for shot in storyboard.shots:
-            key = partition_key(storyboard.id, shot.id)
-            rows.append(
-                ledger_row(
-                    storyboard.id,
-                    shot.id,
-                    shot.index,
-                    spec_sha256=storyboard.shot_spec_hash(shot),
-                    published=latest_event(instance, "published_clip", key),
-                    raw=latest_event(instance, "raw_clip", key),
-                    last_run=latest_run(instance, key),
-                    take=shot.take,
-                    spend=spend.get(shot.id),
-                )
-            )
-        ledger = build_ledger(storyboard.id, storyboard.title, rows)
-        body = to_json(ledger)
-        pub = publisher.publisher()
-        as_json = pub.put_document(storyboard.id, JSON_NAME, body)
-        as_csv = pub.put_document(storyboard.id, CSV_NAME, to_csv(ledger))
-        record = write_record(
-            workspace.store(),
-            ProductionLedgerRecord(
-                ledger=ledger, json_document=as_json.without_link(), csv_document=as_csv.without_link()
-            ),
-        )
+def ledger_metadata(published: PublishedLedger) -> dict[str, object]:
+    """The totals for people, then the documents' URIs, the table and every total under its machine key, then
+    the presigned links to ledger.csv and ledger.json (S3)."""
+    ledger, as_json, as_csv = published.ledger, published.json_document, published.csv_document
     t = ledger.totals
-    metadata: dict[str, object] = {
-        **ledger_summary(storyboard.title, t),
+    return {
+        **ledger_summary(ledger.title, t),
         "uri": as_json.uri,
         "sha256": as_json.sha256,
         "csv_uri": as_csv.uri,
@@ -146,12 +108,35 @@ def production_ledger(
         "cache_hits": t.cache_hits,
         "takes_paid": t.takes_paid,
         "takes_cost_usd": t.takes_cost_usd,
-        **record,
     }
-    if as_csv.url:
-        metadata["csv_url"] = dg.MetadataValue.url(as_csv.url)
-    if as_json.url:
-        metadata["json_url"] = dg.MetadataValue.url(as_json.url)
-    if as_json.url_expires_at:
-        metadata["url_expires_at"] = dg.MetadataValue.timestamp(as_json.url_expires_at)
+
+
+@dg.asset(
+    partitions_def=storyboards,
+    code_version=CODE_VERSION,
+    group_name="reels",
+    kinds={"csv", "s3"},
+    deps=[dg.AssetDep("published_clip", partition_mapping=dg.AllPartitionMapping())],
+    description="What each clip of the storyboard is (status, take, generator, fal request, cost, where it is "
+    "published) and what the storyboard cost, as a table here and as ledger.csv and ledger.json beside the clips.",
+)
+def production_ledger(
+    context: dg.AssetExecutionContext, workspace: WorkspaceResource, publisher: PublisherResource
+) -> dg.MaterializeResult:
+    with dagster_failures():
+        storyboard = workspace.storyboard(context.partition_key)
+        facts = {
+            shot.id: shot_facts(context.instance, partition_key(storyboard.id, shot.id)) for shot in storyboard.shots
+        }
+        requests = RequestLedger(workspace.database()).for_storyboard(storyboard.id)
+        published = publish_ledger(storyboard, facts, requests, publisher.publisher())
+        as_json, as_csv = published.json_document, published.csv_document
+        record = write_record(
+            workspace.store(),
+            ProductionLedgerRecord(
+                ledger=published.ledger, json_document=as_json.without_link(), csv_document=as_csv.without_link()
+            ),
+        )
+    links = link_metadata(as_json.url_expires_at, csv_url=as_csv.url, json_url=as_json.url)
+    metadata = ledger_metadata(published) | record | links
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(as_json.sha256))

@@ -6,7 +6,7 @@ import dagster as dg
 from assets import clip_prompt, final_clip, raw_clip, source_image
 from assets.failures import dagster_failures
 from assets.partitions import shots
-from assets.presentation import card_metadata
+from assets.presentation import card_metadata, link_metadata
 from assets.resources import PublisherResource, WorkspaceResource
 from assets.upstream import upstream_record, write_record
 from shotline.finishing import RENDER_VERSION
@@ -96,12 +96,8 @@ def publish_metadata(published: PublishedClip) -> dict[str, object]:
     """Materialization metadata of a published clip or reel: URIs, sizes and checksums of every object, and
     for S3 presigned links to the video and thumbnail with when they expire."""
     metadata: dict[str, object] = {k: v for k, v in published.metadata().items() if v is not None}
-    if published.url:
-        metadata["url"] = dg.MetadataValue.url(published.url)
-    if published.thumbnail_url:
-        metadata["thumbnail_url"] = dg.MetadataValue.url(published.thumbnail_url)
+    metadata |= link_metadata(published.url_expires_at, url=published.url, thumbnail_url=published.thumbnail_url)
     if published.url_expires_at:
-        metadata["url_expires_at"] = dg.MetadataValue.timestamp(published.url_expires_at)
         metadata["url_expiry"] = (
             f"presigned (SigV4) links, valid until {published.url_expires_at.isoformat(timespec='seconds')}; "
             "rematerialize for fresh ones"

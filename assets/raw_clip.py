@@ -13,10 +13,10 @@ from assets.presentation import card_metadata
 from assets.resources import GeneratorResource, PublisherResource, WorkspaceResource
 from assets.upstream import upstream_record, write_record
 from shotline.clip_index import ClipIndex
-from shotline.generation import clip_key, generate_clip
+from shotline.fal.ledger import LedgerEntry, LedgerState
 from shotline.generators.base import GenerationRequest
-from shotline.images import check_image_current, image_url_for_fal
-from shotline.ledger import LedgerEntry, LedgerState
+from shotline.generators.cache import generate_clip, request_for_shot
+from shotline.images import check_image_current
 from shotline.previews import ClipCard, clip_link
 from shotline.prompts import check_prompt_current
 from shotline.stage_records import GeneratedClipRecord, PromptRecord, SourcedImageRecord
@@ -66,27 +66,7 @@ def raw_clip(
 
         db = workspace.database()
         gen = generator.build(store, db, on_record=observe)
-        request = GenerationRequest(
-            storyboard_id=storyboard.id,
-            shot_id=shot.id,
-            clip_key=clip_key(
-                generator=gen.name,
-                model=gen.model,
-                image_sha256=image.sha256,
-                prompt=prompt,
-                duration=shot.duration,
-                resolution=shot.resolution,
-                take=shot.take,
-            ),
-            prompt=prompt,
-            image_path=image.path,
-            image_sha256=image.sha256,
-            image_width=image.width,
-            image_height=image.height,
-            image_url=image_url_for_fal(image) if gen.name == "fal" else None,
-            duration=shot.duration,
-            resolution=shot.resolution,
-        )
+        request = request_for_shot(storyboard.id, shot, image, prompt, gen)
         try:
             clip = generate_clip(request, gen, store, ClipIndex(db), context.log.info, take=shot.take)
         except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt):
@@ -95,51 +75,23 @@ def raw_clip(
             # a new request: stop for good instead.
             raise _terminated(request, recorded[-1] if recorded else None) from None
         record = write_record(store, GeneratedClipRecord.of(clip))
-    result = clip.result
-    link, expires_at = clip_link(store.object_uri(clip.sha256, ".mp4"))
+    uri = store.object_uri(clip.sha256, ".mp4")
+    link, expires_at = clip_link(uri)
     card = ClipCard.for_shot(
         shot,
         prompt=prompt,
-        generated=result,
+        generated=clip.result,
         cache_hit=clip.cache_hit,
         take=clip.take,
         link=link,
         link_expires_at=expires_at,
     )
-    metadata: dict[str, object] = {
-        **card_metadata(card, video=clip.path),
-        "uri": store.object_uri(clip.sha256, ".mp4"),
-        "sha256": clip.sha256,
-        "size_bytes": clip.size,
-        "generator": result.generator,
-        "preview": result.preview,
-        "cost_usd": clip.cost_now_usd,
-        "original_cost_usd": result.cost_usd,
-        "cache_hit": clip.cache_hit,
-        "duration_s": result.duration_s,
-        "width": result.width,
-        "height": result.height,
-        "fps": result.fps,
-        "clip_key": request.clip_key,
-        "take": clip.take,
-        **record,
-    }
-    if result.model:
-        metadata["model"] = result.model
-    if result.request_id:
-        metadata["fal_request_id"] = result.request_id
-    if "inference_s" in result.timings:
-        metadata["inference_time_s"] = float(result.timings["inference_s"])
-    if result.timings:
-        metadata["timings"] = dg.MetadataValue.json(dict(result.timings))
-    if clip.checked is not None:
-        metadata["num_frames"] = clip.checked.frames
-        metadata["has_audio"] = clip.checked.has_audio
+    metadata = {**card_metadata(card, video=clip.path), "uri": uri, **clip.metadata(), **record}
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(clip.sha256))
 
 
 def _terminated(request: GenerationRequest, entry: LedgerEntry | None) -> dg.Failure:
-    where = f"storyboard {request.storyboard_id!r}, shot {request.shot_id!r}"
+    where = request.where
     if entry is None:
         return dg.Failure(
             description=f"{where}: the run was terminated; no fal request was outstanding", allow_retries=False

@@ -1,11 +1,12 @@
-"""The resources the assets take. Each reads the design's environment variables; the fal key comes in
-through an EnvVar so it is never shown in the UI or stored in run config."""
+"""The resources the assets take, bound to the design's environment variables through `Settings`
+(pipelines.definitions), whose defaults they share; the fal key comes in through an EnvVar so it is never
+shown in the UI or stored in run config."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from pydantic import Field, PrivateAttr, SecretStr
@@ -14,16 +15,24 @@ from shotline.config import (
     DEFAULT_CACHE_MAX_BYTES,
     DEFAULT_FAL_API_URL,
     DEFAULT_FAL_CDN_URL,
+    DEFAULT_FAL_DEADLINE_S,
+    DEFAULT_FAL_LEASE_S,
+    DEFAULT_FAL_MAX_ATTEMPTS,
+    DEFAULT_FAL_MAX_POLL_INTERVAL_S,
     DEFAULT_FAL_MODEL,
+    DEFAULT_FAL_POLL_INTERVAL_S,
     DEFAULT_FAL_QUEUE_URL,
     DEFAULT_FAL_REST_URL,
+    DEFAULT_HOME,
+    DEFAULT_STORYBOARDS,
+    Settings,
 )
 from shotline.credentials.settings import CredentialSettings
 from shotline.db import Database, open_database
 from shotline.db.engine import sqlite_url
 from shotline.db.json_import import import_json_records
+from shotline.fal.ledger import LedgerEntry
 from shotline.generators.base import Generator
-from shotline.ledger import LedgerEntry
 from shotline.publish import Publisher, publisher_for
 from shotline.store import WorkStore, open_store
 from shotline.storyboard import Shot, Storyboard, load_storyboard, split_partition_key
@@ -36,8 +45,10 @@ if TYPE_CHECKING:
 class WorkspaceResource(dg.ConfigurableResource):
     """Where storyboards are read from and where intermediates are kept."""
 
-    storyboards: str = Field(default="./storyboards", description="SHOTLINE_STORYBOARDS: folder or s3://bucket/prefix")
-    home: str = Field(default="./.shotline", description="SHOTLINE_HOME: the local working store")
+    storyboards: str = Field(
+        default=DEFAULT_STORYBOARDS, description="SHOTLINE_STORYBOARDS: folder or s3://bucket/prefix"
+    )
+    home: str = Field(default=DEFAULT_HOME, description="SHOTLINE_HOME: the local working store")
     store_uri: str = Field(
         default="", description="SHOTLINE_STORE_URI: s3://bucket/prefix shared by every host; empty = SHOTLINE_HOME"
     )
@@ -95,14 +106,14 @@ class GeneratorResource(dg.ConfigurableResource):
     )
     fal_api_url: str = Field(default=DEFAULT_FAL_API_URL, description="SHOTLINE_FAL_API_URL: fal's platform API")
     fal_max_attempts: int = Field(
-        default=3,
+        default=DEFAULT_FAL_MAX_ATTEMPTS,
         ge=1,
         description="SHOTLINE_FAL_MAX_ATTEMPTS: most requests per clip after unbilled, retryable failures",
     )
     fal_model: str = Field(default=DEFAULT_FAL_MODEL, description="SHOTLINE_FAL_MODEL")
     budget_usd: float | None = Field(default=None, description="SHOTLINE_BUDGET_USD: daily cap on generation spend")
     deadline_s: float = Field(
-        default=1800.0,
+        default=DEFAULT_FAL_DEADLINE_S,
         gt=0,
         description="SHOTLINE_FAL_DEADLINE_S: most a clip may take from submit to checked video; past it the "
         "fal request is cancelled",
@@ -114,45 +125,21 @@ class GeneratorResource(dg.ConfigurableResource):
         "request waiting to start before dropping it (unbilled); default: the deadline",
     )
     lease_s: float = Field(
-        default=60.0,
+        default=DEFAULT_FAL_LEASE_S,
         gt=0,
         description="SHOTLINE_FAL_LEASE_S: a worker holds its clip this long without renewing before another "
         "host may take it over (after a crash)",
     )
     poll_interval_s: float = Field(
-        default=0.5, gt=0, description="SHOTLINE_FAL_POLL_INTERVAL_S: first wait between status polls"
+        default=DEFAULT_FAL_POLL_INTERVAL_S,
+        gt=0,
+        description="SHOTLINE_FAL_POLL_INTERVAL_S: first wait between status polls",
     )
     max_poll_interval_s: float = Field(
-        default=5.0,
+        default=DEFAULT_FAL_MAX_POLL_INTERVAL_S,
         gt=0,
         description="SHOTLINE_FAL_MAX_POLL_INTERVAL_S: the wait between polls grows x1.5 up to this",
     )
-
-    # the environment variables of the timing fields above (extend the design's table, never rename)
-    ENV_FIELDS: ClassVar[dict[str, str]] = {
-        "SHOTLINE_FAL_DEADLINE_S": "deadline_s",
-        "SHOTLINE_FAL_QUEUE_TIMEOUT_S": "queue_timeout_s",
-        "SHOTLINE_FAL_POLL_INTERVAL_S": "poll_interval_s",
-        "SHOTLINE_FAL_MAX_POLL_INTERVAL_S": "max_poll_interval_s",
-        "SHOTLINE_FAL_LEASE_S": "lease_s",
-    }
-
-    @classmethod
-    def timing_from_env(cls, env: Mapping[str, str]) -> dict[str, float]:
-        """The timing fields set in `env` (unset or empty variables keep the defaults)."""
-        values: dict[str, float] = {}
-        for variable, field in cls.ENV_FIELDS.items():
-            raw = (env.get(variable) or "").strip()
-            if not raw:
-                continue
-            try:
-                value = float(raw)
-            except ValueError:
-                value = float("nan")
-            if not value > 0 or value == float("inf"):
-                raise ValueError(f"{variable} must be a positive number of seconds, not {raw!r}")
-            values[field] = value
-        return values
 
     @property
     def model(self) -> str | None:
@@ -193,7 +180,7 @@ class GeneratorResource(dg.ConfigurableResource):
 class PublisherResource(dg.ConfigurableResource):
     """Where finished clips go: SHOTLINE_PUBLISH_URI, an s3://bucket/prefix or a local folder."""
 
-    publish_uri: str = Field(default="./.shotline/published")
+    publish_uri: str = Field(default=Settings().publish_target)
 
     def publisher(self) -> Publisher:
         return publisher_for(self.publish_uri)
@@ -204,7 +191,7 @@ class CredentialsResource(dg.ConfigurableResource):
     in the environment comes in through an EnvVar, so it is never shown in the UI or stored in run config."""
 
     enabled: bool = Field(default=True, description="SHOTLINE_C2PA: off disables signing")
-    home: str = Field(default="./.shotline", description="SHOTLINE_HOME: where the development chain is made")
+    home: str = Field(default=DEFAULT_HOME, description="SHOTLINE_HOME: where the development chain is made")
     cert: str = Field(
         default="", description="SHOTLINE_C2PA_CERT: PEM chain, signing certificate first; empty = development chain"
     )

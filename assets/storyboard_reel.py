@@ -25,7 +25,8 @@ from shotline.storyboard import partition_key
 
 # 3: reads the shots' stage records; the materialization points at a ReelRecord (record_key)
 # 4: cuts only published finals (and with reel.require_approval only approved ones); clips name take and review
-CODE_VERSION = "4"
+# 5: smart render: the clips' bodies are copied, only the transitions encoded (shotline/media/smart_reel.py)
+CODE_VERSION = "5"
 
 
 @dg.asset(
@@ -124,8 +125,22 @@ def storyboard_reel(
         "require_approval": storyboard.reel.require_approval,
         "approved": sum(v.approved for v in verdicts.values()),
         "takes": ", ".join(f"{e.shot_id}={e.take}" for e in entries),
+        **reel_video_metadata(reel.render.steps),
     }
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(reel.sha256))
+
+
+def reel_video_metadata(steps: list[dict]) -> dict[str, object]:
+    """How the reel's picture was made: smart (frames copied from the finals, transitions encoded) or full."""
+    video = next((s for s in steps if s.get("step") == "video"), None)
+    if video is None:  # cut before the smart render existed
+        return {}
+    meta: dict[str, object] = {"video_path": video["path"]}
+    if video["path"] == "smart":
+        meta |= {"copied_frames": video["copied_frames"], "encoded_frames": video["encoded_frames"]}
+    elif video.get("smart_refused"):
+        meta["smart_refused"] = "; ".join(video["smart_refused"])
+    return meta
 
 
 def refuse_unapproved(storyboard_id: str, verdicts: dict[str, Verdict], clips: dict[str, ReelClip]) -> None:

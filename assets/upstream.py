@@ -41,28 +41,33 @@ def upstream_record(context: dg.AssetExecutionContext, store: WorkStore, record_
 def latest_record(instance: dg.DagsterInstance, store: WorkStore, record_type: type[R], partition_key: str) -> R | None:
     """The record of the latest materialization of `record_type`'s stage for the partition; None if it was
     never materialized. StageRecordError if that materialization has no readable record."""
-    materialization = _latest_materialization(instance, record_type.stage, partition_key)
-    if materialization is None:
+    record = latest_materialization(instance, record_type.stage, partition_key)
+    if record is None or record.asset_materialization is None:
         return None
-    return record_type.read(store, _record_key(materialization, record_type, partition_key))
+    return record_type.read(store, _record_key(record.asset_materialization, record_type, partition_key))
 
 
 def latest_metadata_or_none(instance: dg.DagsterInstance, asset: str, partition_key: str) -> dict[str, Any] | None:
     """The metadata values of the latest materialization, for what is shown rather than handed on (sensors,
     the demo's summary)."""
-    materialization = _latest_materialization(instance, asset, partition_key)
-    if materialization is None:
+    record = latest_materialization(instance, asset, partition_key)
+    if record is None or record.asset_materialization is None:
         return None
-    return {name: value.value for name, value in materialization.metadata.items()}
+    return metadata_values(record.asset_materialization)
 
 
-def _latest_materialization(
-    instance: dg.DagsterInstance, asset: str, partition_key: str
-) -> dg.AssetMaterialization | None:
+def latest_materialization(instance: dg.DagsterInstance, asset: str, partition_key: str) -> dg.EventLogRecord | None:
+    """The event log record of the latest materialization of `asset` for the partition (its storage id, run,
+    time and materialization); None if it was never materialized."""
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition_key]), limit=1
     ).records
-    return records[0].asset_materialization if records else None
+    return records[0] if records else None
+
+
+def metadata_values(materialization: dg.AssetMaterialization) -> dict[str, Any]:
+    """A materialization's metadata as plain values."""
+    return {name: value.value for name, value in materialization.metadata.items()}
 
 
 def _record_key(materialization: dg.AssetMaterialization, record_type: type[StageRecord], partition_key: str) -> str:
@@ -98,7 +103,7 @@ def latest_metadata_by_partition(
         dg.AssetRecordsFilter(asset_key=key, storage_ids=list(latest.values())), limit=len(latest)
     ).records
     return {
-        r.partition_key: {name: value.value for name, value in r.asset_materialization.metadata.items()}
+        r.partition_key: metadata_values(r.asset_materialization)
         for r in records
         if r.partition_key is not None and r.asset_materialization is not None
     }

@@ -80,10 +80,11 @@ def shotline_env(tmp: Path, fake: FakeFal, storyboards: Path, name: str) -> dict
 
 def naive(tmp: Path, fake: FakeFal, storyboards: Path, keys: list[str], latency: float) -> list[float]:
     from pipelines.definitions import build_definitions
+    from shotline.config import Settings
 
     env = shotline_env(tmp, fake, storyboards, "naive")
     os.environ["FAL_KEY"] = env["FAL_KEY"]  # the resource reads it when the run starts, as in production
-    job = build_definitions(env).resolve_job_def("clip_job")
+    job = build_definitions(Settings.from_env(env)).resolve_job_def("clip_job")
     quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
     times = []
     with dg.instance_for_test() as instance:

@@ -35,9 +35,10 @@ import httpx  # noqa: E402
 
 from pipelines.definitions import build_definitions  # noqa: E402
 from shotline.budget import Budget  # noqa: E402
+from shotline.config import Settings  # noqa: E402
 from shotline.db import open_database  # noqa: E402
+from shotline.fal.ledger import RequestLedger  # noqa: E402
 from shotline.fal.models import RequestHandle  # noqa: E402
-from shotline.ledger import RequestLedger  # noqa: E402
 from tests import postgres_server  # noqa: E402
 from tests.fakes.fal_server import FakeFal  # noqa: E402
 from tests.storyboard_factory import tiny_storyboard  # noqa: E402
@@ -72,7 +73,7 @@ def s3_endpoint() -> Iterator[str]:
 
 def run_shot(env: dict[str, str], key: str) -> float:
     """Wall time of the clip chain for one shot, with the environment `env` bound as the pipeline binds it."""
-    defs = build_definitions(env)
+    defs = build_definitions(Settings.from_env(env))
     with dg.DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions("shots", [key])
         started = time.perf_counter()

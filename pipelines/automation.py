@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from pipelines.sensors import SENSOR_INTERVAL_S
+from shotline.operating import OperatingSettings
 
 FOLLOWERS = ("final_clip", "published_clip")
 
@@ -40,11 +40,13 @@ def with_automation(
     return [*dg.map_asset_specs(follow, automatable), *others]
 
 
-clip_automation_sensor = dg.AutomationConditionSensorDefinition(
-    "clip_automation_sensor",
-    target=dg.AssetSelection.assets(*FOLLOWERS),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=SENSOR_INTERVAL_S,
-    description="Re-runs post-processing and publishing for a shot whose generated (or finished) clip was "
-    "re-materialized on its own. Never starts generation. Interval: SHOTLINE_SENSOR_INTERVAL_S.",
-)
+def build_automation_sensor(settings: OperatingSettings) -> dg.AutomationConditionSensorDefinition:
+    """clip_automation_sensor, ticking every SHOTLINE_SENSOR_INTERVAL_S."""
+    return dg.AutomationConditionSensorDefinition(
+        "clip_automation_sensor",
+        target=dg.AssetSelection.assets(*FOLLOWERS),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=settings.sensor_interval_s,
+        description="Re-runs post-processing and publishing for a shot whose generated (or finished) clip was "
+        "re-materialized on its own. Never starts generation. Interval: SHOTLINE_SENSOR_INTERVAL_S.",
+    )

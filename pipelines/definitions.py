@@ -1,32 +1,27 @@
-"""The one Definitions of shotline: assets, checks, jobs, sensors, and resources bound to the environment."""
+"""The one Definitions of shotline: assets, checks, jobs, sensors, schedules and resources, built from one
+`Settings` (the design's environment variables, read once when the code location loads)."""
 
 from __future__ import annotations
-
-import os
-from collections.abc import Mapping
 
 import dagster as dg
 
 import assets
 from assets.resources import CredentialsResource, GeneratorResource, PublisherResource, WorkspaceResource
-from pipelines.automation import clip_automation_sensor, with_automation
+from pipelines.automation import build_automation_sensor, with_automation
 from pipelines.jobs import clip_job, reel_job
-from pipelines.operating import OperatingSettings
-from pipelines.retention import archive_sensor
-from pipelines.review import review_job, review_sensor
+from pipelines.retention import build_archive_sensor
+from pipelines.review import build_review_sensor, review_job
 from pipelines.schedules import LEDGER_ASSET, build_schedules
-from pipelines.sensors import reel_sensor, storyboard_sensor
+from pipelines.sensors import build_sensors
 from shotline.config import Settings
 from shotline.credentials.keys import check_configured
 from shotline.credentials.settings import KEY_PEM_VAR
 
 
-def resources_from_env(env: Mapping[str, str] | None = None) -> dict[str, dg.ConfigurableResource]:
-    """Bind the resources to the design's environment variables. The fal key goes in as an EnvVar, so its
-    value is read when a run starts and never shown in the UI or written to run config; so does a signing key
-    given as PEM. A configured signing chain that cannot work stops the definitions loading (ConfigError)."""
-    env = os.environ if env is None else env
-    settings = Settings.from_env(env)
+def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    """The resources, bound to `settings`. The fal key goes in as an EnvVar (FAL_KEY), so its value is read
+    when a run starts and never shown in the UI or written to run config; so does a signing key given as PEM.
+    A configured signing chain that cannot work stops the definitions loading (ConfigError)."""
     credentials = settings.credentials
     check_configured(credentials)
     return {
@@ -39,7 +34,7 @@ def resources_from_env(env: Mapping[str, str] | None = None) -> dict[str, dg.Con
         ),
         "generator": GeneratorResource(
             kind=settings.generator,
-            fal_key=dg.EnvVar("FAL_KEY") if env.get("FAL_KEY") else None,
+            fal_key=dg.EnvVar("FAL_KEY") if settings.fal_key else None,
             fal_queue_url=settings.fal_queue_url,
             fal_rest_url=settings.fal_rest_url,
             fal_cdn_url=settings.fal_cdn_url,
@@ -47,7 +42,11 @@ def resources_from_env(env: Mapping[str, str] | None = None) -> dict[str, dg.Con
             fal_max_attempts=settings.fal_max_attempts,
             fal_model=settings.fal_model,
             budget_usd=settings.budget_usd,
-            **GeneratorResource.timing_from_env(env),
+            deadline_s=settings.fal_deadline_s,
+            queue_timeout_s=settings.fal_queue_timeout_s,
+            lease_s=settings.fal_lease_s,
+            poll_interval_s=settings.fal_poll_interval_s,
+            max_poll_interval_s=settings.fal_max_poll_interval_s,
         ),
         "publisher": PublisherResource(publish_uri=settings.publish_target),
         "credentials": CredentialsResource(
@@ -62,20 +61,27 @@ def resources_from_env(env: Mapping[str, str] | None = None) -> dict[str, dg.Con
     }
 
 
-def build_definitions(env: Mapping[str, str] | None = None) -> dg.Definitions:
+def build_definitions(settings: Settings) -> dg.Definitions:
+    """Everything Dagster loads, with every sensor, schedule and resource configured from `settings`."""
+    operating = settings.operating
     loaded = with_automation(dg.load_assets_from_package_module(assets))
     ledger = LEDGER_ASSET if LEDGER_ASSET in reel_job.selection.resolve(loaded, allow_missing=True) else None
     return dg.Definitions(
         assets=loaded,
         asset_checks=dg.load_asset_checks_from_package_module(assets),
         jobs=[clip_job, reel_job, review_job],
-        sensors=[storyboard_sensor, reel_sensor, clip_automation_sensor, review_sensor, archive_sensor],
-        schedules=build_schedules(OperatingSettings.from_env(env), ledger=ledger),
-        resources=resources_from_env(env),
+        sensors=[
+            *build_sensors(operating),
+            build_automation_sensor(operating),
+            build_review_sensor(operating),
+            build_archive_sensor(operating),
+        ],
+        schedules=build_schedules(operating, ledger=ledger),
+        resources=build_resources(settings),
         # every run executes its steps in its own process, one after another: UI backfills and automation
         # runs (the implicit asset job) as well as clip_job and reel_job
         executor=dg.in_process_executor,
     )
 
 
-defs = build_definitions()
+defs = build_definitions(Settings.from_env())

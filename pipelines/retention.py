@@ -24,7 +24,7 @@ import getpass
 import json
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -33,10 +33,10 @@ from pydantic import BaseModel
 
 from assets.partitions import shots, storyboards
 from assets.resources import PublisherResource, WorkspaceResource
-from assets.upstream import latest_record
-from pipelines.operating import OperatingSettings
+from assets.upstream import latest_materialization, latest_record
 from shotline.config import Settings
 from shotline.errors import ShotlineError, StoryboardError
+from shotline.operating import OperatingSettings
 from shotline.publish import PublishedClip, Publisher, verify_published
 from shotline.stage_records import ProductionLedgerRecord, PublishedClipRecord, ReelRecord
 from shotline.storyboard import PARTITION_SEPARATOR, Storyboard, load_storyboard
@@ -185,20 +185,13 @@ def restore(instance: dg.DagsterInstance, storyboard_id: str) -> ArchiveRecord:
 # --- automatic archiving ------------------------------------------------------------------------------------
 
 
-def archive_after_days(env: Mapping[str, str] | None = None) -> float | None:
-    """SHOTLINE_ARCHIVE_AFTER_DAYS: archive storyboards untouched this many days; None (unset) is off."""
-    return OperatingSettings.from_env(env).archive_after_days
-
-
 def last_touched(instance: dg.DagsterInstance, workspace: WorkspaceResource, storyboard_id: str) -> float:
     """When the storyboard last changed: its newest file, or its newest reel, contact sheet or ledger (which
     follow every published clip), whichever is later (unix seconds)."""
     times = [_newest_file(workspace, storyboard_id)]
     for asset in ("storyboard_reel", "contact_sheet", "production_ledger"):
-        found = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[storyboard_id]), limit=1
-        ).records
-        times.extend(r.timestamp for r in found)
+        if (found := latest_materialization(instance, asset, storyboard_id)) is not None:
+            times.append(found.timestamp)
     return max(times)
 
 
@@ -230,16 +223,34 @@ def auto_archive(
     return archived, refusals
 
 
-@dg.sensor(
-    minimum_interval_seconds=3600,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Archives the storyboards untouched for SHOTLINE_ARCHIVE_AFTER_DAYS whose shots, reel, "
-    "manifests and ledger are all published (off while the variable is unset).",
-)
-def archive_sensor(
-    context: dg.SensorEvaluationContext, workspace: WorkspaceResource, publisher: PublisherResource
+def build_archive_sensor(settings: OperatingSettings) -> dg.SensorDefinition:
+    """archive_sensor, archiving after SHOTLINE_ARCHIVE_AFTER_DAYS (off when it is unset); hourly, whatever
+    SHOTLINE_SENSOR_INTERVAL_S says: it looks at storyboards untouched for days."""
+
+    @dg.sensor(
+        name="archive_sensor",
+        minimum_interval_seconds=3600,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Archives the storyboards untouched for SHOTLINE_ARCHIVE_AFTER_DAYS whose shots, reel, "
+        "manifests and ledger are all published (off while the variable is unset).",
+    )
+    def archive_sensor(
+        context: dg.SensorEvaluationContext, workspace: WorkspaceResource, publisher: PublisherResource
+    ) -> dg.SensorResult | dg.SkipReason:
+        return archive_tick(context, workspace, publisher, after_days=settings.archive_after_days)
+
+    return archive_sensor
+
+
+def archive_tick(
+    context: dg.SensorEvaluationContext,
+    workspace: WorkspaceResource,
+    publisher: PublisherResource,
+    *,
+    after_days: float | None,
 ) -> dg.SensorResult | dg.SkipReason:
-    days = archive_after_days()
+    """One tick of archive_sensor: archive what has been untouched `after_days` (None: nothing)."""
+    days = after_days
     if days is None:
         return dg.SkipReason(f"automatic archiving is off: {ARCHIVE_AFTER_DAYS} is not set")
     refused: dict[str, float] = json.loads(context.cursor) if context.cursor else {}

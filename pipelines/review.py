@@ -20,9 +20,9 @@ from assets.review_checks import approval_evaluation
 from assets.upstream import latest_metadata_or_none
 from pipelines.jobs import reel_job
 from pipelines.retention import archived_storyboards
-from pipelines.sensors import SENSOR_INTERVAL_S
 from shotline.errors import InputError, ShotlineError
 from shotline.hashing import stable_hash
+from shotline.operating import OperatingSettings
 from shotline.review import Decision, ReviewBook, decide
 from shotline.storyboard import partition_key, split_partition_key
 
@@ -85,15 +85,28 @@ def review_job() -> None:
     record_review_decision()
 
 
-@dg.sensor(
-    job=reel_job,
-    minimum_interval_seconds=SENSOR_INTERVAL_S,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Shows review decisions made outside Dagster (`shotline approve` / `reject`, any host) on the "
-    "`approved` check of the shot's published_clip, and runs reel_job for a storyboard with "
-    "reel.require_approval once every one of its published clips is approved.",
-)
-def review_sensor(context: dg.SensorEvaluationContext, workspace: WorkspaceResource) -> dg.SensorResult | dg.SkipReason:
+def build_review_sensor(settings: OperatingSettings) -> dg.SensorDefinition:
+    """review_sensor, ticking every SHOTLINE_SENSOR_INTERVAL_S."""
+
+    @dg.sensor(
+        name="review_sensor",
+        job=reel_job,
+        minimum_interval_seconds=settings.sensor_interval_s,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Shows review decisions made outside Dagster (`shotline approve` / `reject`, any host) on the "
+        "`approved` check of the shot's published_clip, and runs reel_job for a storyboard with "
+        "reel.require_approval once every one of its published clips is approved.",
+    )
+    def review_sensor(
+        context: dg.SensorEvaluationContext, workspace: WorkspaceResource
+    ) -> dg.SensorResult | dg.SkipReason:
+        return review_tick(context, workspace)
+
+    return review_sensor
+
+
+def review_tick(context: dg.SensorEvaluationContext, workspace: WorkspaceResource) -> dg.SensorResult | dg.SkipReason:
+    """One tick of review_sensor."""
     book = ReviewBook(workspace.database())
     decisions = book.since(int(context.cursor or 0))
     if not decisions:

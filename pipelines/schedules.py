@@ -10,7 +10,7 @@
   and production ledger), and rebuilds the production ledger alone for every other registered storyboard, so
   the ledger says every morning what failed, what runs and what it cost.
 
-Both read their cron strings in SHOTLINE_SCHEDULE_TIMEZONE (pipelines/operating.py).
+Both read their cron strings in SHOTLINE_SCHEDULE_TIMEZONE (shotline.operating).
 """
 
 from __future__ import annotations
@@ -22,17 +22,18 @@ import dagster as dg
 
 from assets.partitions import shots, storyboards
 from assets.resources import GeneratorResource, WorkspaceResource
+from assets.upstream import latest_materialization
 from pipelines.jobs import clip_job, reel_job
-from pipelines.operating import OperatingSettings
+from pipelines.sensors import SPEC_TAG
 from shotline import catalog
 from shotline.budget import Budget
-from shotline.pricing import estimate_cost_usd, to_cents
+from shotline.fal.pricing import estimate_cost_usd, to_cents
+from shotline.operating import OperatingSettings
 from shotline.storyboard import Storyboard
 
 MAX_SWEEP_ATTEMPTS = 3
 SWEEP_TAG = "shotline/sweep"
-SPEC_TAG = "shotline/spec"  # the same tag storyboard_sensor puts on its runs
-LEDGER_ASSET = dg.AssetKey("production_ledger")  # issue 5's ledger, built by reel_job
+LEDGER_ASSET = dg.AssetKey("production_ledger")  # per storyboard: what failed, what runs, what it cost; reel_job
 
 _FAILED = dg.AssetPartitionStatus.FAILED
 _MATERIALIZED = dg.AssetPartitionStatus.MATERIALIZED
@@ -118,10 +119,8 @@ def stale_reels(instance: dg.DagsterInstance, found: catalog.Catalog) -> list[St
 
 
 def _latest_storage_id(instance: dg.DagsterInstance, asset: str, partition: str) -> int | None:
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1
-    ).records
-    return records[0].storage_id if records else None
+    record = latest_materialization(instance, asset, partition)
+    return record.storage_id if record else None
 
 
 def _info(log: dg.DagsterLogManager | None, message: str) -> None:

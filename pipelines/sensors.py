@@ -1,5 +1,5 @@
 """Sensors: one registers shots and storyboards and runs what is new or changed; one cuts reels once every
-shot of a storyboard is published."""
+shot of a storyboard is published. Built by `build_sensors` from the operating settings."""
 
 from __future__ import annotations
 
@@ -13,35 +13,58 @@ from assets.partitions import shots, storyboards
 from assets.resources import WorkspaceResource
 from assets.upstream import latest_metadata_by_partition
 from pipelines.jobs import clip_job, reel_job
-from pipelines.operating import OperatingSettings
 from pipelines.retention import archived_storyboards
 from pipelines.sensor_state import SensorState
 from shotline.errors import StoryboardError
 from shotline.hashing import stable_hash
+from shotline.operating import OperatingSettings
 from shotline.storyboard import PARTITION_SEPARATOR, STORYBOARD_FILE, load_storyboard
 from shotline.storyboard_changes import BoardFiles, look, storyboard_folders
 
-# SHOTLINE_SENSOR_INTERVAL_S, read when the code location loads (pipelines/operating.py)
-SENSOR_INTERVAL_S = OperatingSettings.from_env().sensor_interval_s
 # most seconds a tick spends reading storyboards (a first tick over a large catalogue takes several ticks)
 READ_BUDGET_S = 20.0
+SPEC_TAG = "shotline/spec"  # on every clip_job run storyboard_sensor (and the nightly sweep) requests
 
 
-@dg.sensor(
-    job=clip_job,
-    minimum_interval_seconds=SENSOR_INTERVAL_S,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Adds a partition for every new shot and storyboard and runs clip_job for each shot whose "
-    "published clip is not of its current spec, reading only the storyboards whose files changed.",
-)
-def storyboard_sensor(context: dg.SensorEvaluationContext, workspace: WorkspaceResource) -> dg.SensorResult:
-    """A look at the storyboards' files (sizes and times, shotline.storyboard_changes) tells which changed since
-    the last tick; only those are read again. A shot runs when its spec differs from the one its latest
-    published clip was made for (`spec_sha256`); the run key names both, so Dagster launches each such
-    change once, and going back to an earlier spec runs again. With SHOTLINE_AUTORUN=0 shots are only
-    registered: a storyboard with shots left to run is marked pending and read again once autorun is back on,
-    so what changed meanwhile still runs. Archived storyboards are skipped."""
-    autorun = OperatingSettings.from_env().autorun
+def build_sensors(settings: OperatingSettings) -> list[dg.SensorDefinition]:
+    """storyboard_sensor and reel_sensor, ticking every SHOTLINE_SENSOR_INTERVAL_S; storyboard_sensor runs what
+    changed only with SHOTLINE_AUTORUN."""
+
+    @dg.sensor(
+        name="storyboard_sensor",
+        job=clip_job,
+        minimum_interval_seconds=settings.sensor_interval_s,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Adds a partition for every new shot and storyboard and runs clip_job for each shot whose "
+        "published clip is not of its current spec, reading only the storyboards whose files changed.",
+    )
+    def storyboard_sensor(context: dg.SensorEvaluationContext, workspace: WorkspaceResource) -> dg.SensorResult:
+        return storyboard_tick(context, workspace, autorun=settings.autorun)
+
+    @dg.sensor(
+        name="reel_sensor",
+        job=reel_job,
+        minimum_interval_seconds=settings.sensor_interval_s,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Runs reel_job for a storyboard once every one of its shots is published, and again whenever "
+        "one of its published clips or its reel settings change.",
+    )
+    def reel_sensor(context: dg.SensorEvaluationContext, workspace: WorkspaceResource) -> dg.SensorResult:
+        return reel_tick(context, workspace)
+
+    return [storyboard_sensor, reel_sensor]
+
+
+def storyboard_tick(
+    context: dg.SensorEvaluationContext, workspace: WorkspaceResource, *, autorun: bool
+) -> dg.SensorResult:
+    """One tick of storyboard_sensor. A look at the storyboards' files (sizes and times,
+    shotline.storyboard_changes) tells which changed since the last tick; only those are read again. A shot
+    runs when its spec differs from the one its latest published clip was made for (`spec_sha256`); the run
+    key names both, so Dagster launches each such change once, and going back to an earlier spec runs again.
+    Without `autorun` (SHOTLINE_AUTORUN=0) shots are only registered: a storyboard with shots left to run is
+    marked pending and read again once autorun is back on, so what changed meanwhile still runs. Archived
+    storyboards are skipped."""
     instance = context.instance
     state = SensorState(instance, "storyboard_sensor", context.cursor)
     before: dict[str, dict[str, Any]] = state.load().get("storyboards", {})
@@ -129,20 +152,13 @@ class _Registered:
 def _run_request(key: str, spec: str, published: str | None) -> dg.RunRequest:
     """clip_job for the shot; the run key is the spec, and the spec of the clip it replaces when there is one."""
     run_key = f"{key}@{spec[:16]}" + (f"~{published[:16]}" if published else "")
-    return dg.RunRequest(partition_key=key, run_key=run_key, tags={"shotline/spec": spec[:16]})
+    return dg.RunRequest(partition_key=key, run_key=run_key, tags={SPEC_TAG: spec[:16]})
 
 
-@dg.sensor(
-    job=reel_job,
-    minimum_interval_seconds=SENSOR_INTERVAL_S,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Runs reel_job for a storyboard once every one of its shots is published, and again whenever "
-    "one of its published clips or its reel settings change.",
-)
-def reel_sensor(context: dg.SensorEvaluationContext, workspace: WorkspaceResource) -> dg.SensorResult:
-    """Looks only at the storyboards with a published clip newer than the last tick's (the event log, read
-    after a storage id) or whose storyboard file changed; the first tick looks at every one (over several
-    ticks if need be: what is left is kept for the next). Archived storyboards are skipped."""
+def reel_tick(context: dg.SensorEvaluationContext, workspace: WorkspaceResource) -> dg.SensorResult:
+    """One tick of reel_sensor. Looks only at the storyboards with a published clip newer than the last tick's
+    (the event log, read after a storage id) or whose storyboard file changed; the first tick looks at every
+    one (over several ticks if need be: what is left is kept for the next). Archived storyboards are skipped."""
     instance = context.instance
     state = SensorState(instance, "reel_sensor", context.cursor)
     before = state.load()

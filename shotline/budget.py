@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 from shotline.db.engine import Database
 from shotline.db.tables import budget_days, budget_entries
 from shotline.errors import BudgetExceeded
-from shotline.pricing import to_cents
+from shotline.fal.pricing import to_cents
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,11 @@ from shotline.generators.base import GenerationOutcome
 from shotline.hashing import sha256_file, stable_hash
 from shotline.manifest import ReelClip
 from shotline.media.deliverable import Expected
+from shotline.media.effects import effected_frames
 from shotline.media.encoding import FPS
 from shotline.media.frames import frame_size
 from shotline.media.postprocess import FinishResult, FinishSpec, LogoSpec, MusicSpec, make_thumbnail, render_final
-from shotline.media.reel import ReelResult, planned_duration, render_reel
+from shotline.media.reel import REEL_VIDEO_VERSION, ReelResult, planned_duration, render_reel
 from shotline.media.timing import output_frames
 from shotline.store import StoredObject, WorkStore
 from shotline.storyboard import Shot, Storyboard, resolve_inside
@@ -79,7 +80,16 @@ def finish_spec_for(
         loudness_lufs=shot.loudness_lufs,
         title=f"{storyboard.title}: {shot.id}",
         tags=tags,
+        # IDRs where the reel's crossfades begin and end, so the reel copies this clip between them
+        reel_transition_frames=reel_transition_frames(storyboard),
     )
+
+
+def reel_transition_frames(storyboard: Storyboard) -> int | None:
+    """The storyboard reel's crossfade in whole frames; None for a cut reel (which copies whole clips)."""
+    if storyboard.reel.transition == "cut":
+        return None
+    return round(storyboard.reel.transition_seconds * FPS) or None
 
 
 def with_shot_finishing(spec: FinishSpec, storyboard: Storyboard, shot: Shot) -> FinishSpec:
@@ -94,6 +104,7 @@ def with_shot_finishing(spec: FinishSpec, storyboard: Storyboard, shot: Shot) ->
         "caption_position": shot.caption_position,
         "caption_start": shot.caption_start,
         "caption_end": shot.caption_end,
+        "effects": shot.effects,
     }
     if shot.logo is not None:
         extra["logo"] = LogoSpec(
@@ -167,6 +178,10 @@ def reel_provenance(
 def _spec_key(spec: FinishSpec) -> dict[str, Any]:
     """The spec as a cache key: the content of its logo and music files, not where they are."""
     key = spec.model_dump(mode="json", exclude={"logo": {"path"}, "music": {"path"}})
+    if key.get("reel_transition_frames") is None:  # keys of specs made before the field existed stay valid
+        key.pop("reel_transition_frames", None)
+    if not spec.effects:
+        del key["effects"]  # clips finished before effects existed keep their key
     for name in ("logo", "music"):
         part = getattr(spec, name)
         if part is not None:
@@ -177,6 +192,9 @@ def _spec_key(spec: FinishSpec) -> dict[str, Any]:
 def final_duration(shot: Shot) -> float:
     """How long the shot's deliverable must last: the requested duration, minus the trim, over the speed."""
     start, end = shot.trim if shot.trim is not None else (0.0, float(shot.duration))
+    if shot.effects:  # freeze and time_symmetrize make the shot longer before its speed change
+        kept = round(end * FPS) - round(start * FPS)
+        start, end = 0.0, effected_frames(shot.effects, kept) / FPS
     return output_frames(start, end, shot.speed) / FPS
 
 
@@ -323,6 +341,7 @@ def cut_reel(
         "title": storyboard.title,
         "loudness": loudness,
         "render": RENDER_VERSION,
+        "reel_video": REEL_VIDEO_VERSION,
     }
     if signer is not None:
         if provenance is None:

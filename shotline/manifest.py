@@ -100,15 +100,17 @@ class PostProcessingLineage(_Model):
     duration_s: float
 
 
-class PublishedObject(_Model):
+class PublishedRef(_Model):
+    """A published object as lineage records it: where, and its bytes' checksum and size (no expiring link)."""
+
     uri: str
     sha256: str
     size: int
 
 
 class PublishedLineage(_Model):
-    video: PublishedObject
-    thumbnail: PublishedObject | None = None
+    video: PublishedRef
+    thumbnail: PublishedRef | None = None
     manifest_uri: str
 
 

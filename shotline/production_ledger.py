@@ -4,7 +4,8 @@ storyboard's totals, as JSON and CSV. A shot's takes are counted from the reques
 counts, discarded ones included, so the total is what the storyboard really cost.
 
 The rows are built from facts the orchestrator knows (the latest materializations of a shot, its latest
-run); deciding a status from them is here, so it is the same wherever it is shown.
+run); deciding a status from them is here, so it is the same wherever it is shown. `publish_ledger` builds the
+ledger from those facts and publishes it beside the clips (`<storyboard_id>/ledger.csv|json`).
 """
 
 from __future__ import annotations
@@ -12,13 +13,18 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shotline.takes import ShotSpend
+from shotline.publish import PublishedObject, Publisher
+from shotline.storyboard import Storyboard
+from shotline.takes import ShotSpend, spend_by_shot
+
+if TYPE_CHECKING:
+    from shotline.fal.ledger import LedgerEntry
 
 LEDGER_SCHEMA_VERSION = 1
 CSV_NAME = "ledger.csv"
@@ -97,6 +103,56 @@ class EventFacts(_Model):
     run_id: str | None
     at: float  # unix time
     metadata: dict[str, Any]
+
+
+class ShotFacts(_Model):
+    """What the orchestrator knows of one shot: its latest published_clip and raw_clip materializations and
+    its latest run."""
+
+    published: EventFacts | None = None
+    raw: EventFacts | None = None
+    last_run: RunFacts | None = None
+
+
+class PublishedLedger(BaseModel):
+    """A ledger as published: the document, and ledger.json and ledger.csv where they now are."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ledger: ProductionLedger
+    json_document: PublishedObject
+    csv_document: PublishedObject
+
+
+def publish_ledger(
+    storyboard: Storyboard,
+    facts: Mapping[str, ShotFacts],
+    requests: Iterable[LedgerEntry],
+    publisher: Publisher,
+) -> PublishedLedger:
+    """The storyboard's ledger from `facts` (by shot id) and its fal `requests` (every take paid for), published
+    as ledger.json and ledger.csv (each rewritten only when it changed)."""
+    spend = spend_by_shot(requests)
+    rows = []
+    for shot in storyboard.shots:
+        known = facts.get(shot.id) or ShotFacts()
+        rows.append(
+            ledger_row(
+                storyboard.id,
+                shot.id,
+                shot.index,
+                spec_sha256=storyboard.shot_spec_hash(shot),
+                published=known.published,
+                raw=known.raw,
+                last_run=known.last_run,
+                take=shot.take,
+                spend=spend.get(shot.id),
+            )
+        )
+    ledger = build_ledger(storyboard.id, storyboard.title, rows)
+    as_json = publisher.put_document(storyboard.id, JSON_NAME, to_json(ledger))
+    as_csv = publisher.put_document(storyboard.id, CSV_NAME, to_csv(ledger))
+    return PublishedLedger(ledger=ledger, json_document=as_json, csv_document=as_csv)
 
 
 def ledger_row(

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from shotline.errors import MediaError, ShotlineError
 from shotline.finishing import CutReel, CutReelFacts, FinishedClip, FinishedClipFacts
-from shotline.generation import GeneratedClip, GeneratedClipFacts
+from shotline.generators.cache import GeneratedClip, GeneratedClipFacts
 from shotline.hashing import stable_hash
 from shotline.images import SourcedImage, SourcedImageFacts, stored_image
 from shotline.manifest import ReelClip

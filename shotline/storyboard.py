@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from shotline.errors import InputError, StoryboardError
 from shotline.hashing import sha256_file, stable_hash
+from shotline.media.effects import MAX_EFFECTS, EffectCall
+from shotline.media.frames import Resolution
 
 STORYBOARD_FILE = "storyboard.yaml"
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -31,7 +33,6 @@ MAX_CAPTION_CHARS = 300
 
 Duration = Annotated[int, Field(ge=1, le=15, strict=True)]
 Seconds = Annotated[float, Field(strict=True)]
-Resolution = Literal["480p", "720p"]
 Format = Literal["landscape", "portrait", "square"]
 Fit = Literal["cover", "contain"]
 # contain's bars: a plain colour (a name or #rrggbb) or the picture blurred behind itself
@@ -86,6 +87,7 @@ class ShotSettings(_Strict):
     logo: LogoSettings | None = None
     music: MusicSettings | None = None
     take: int | None = None  # which generation of the shot: raising it asks for a new one
+    effects: list[EffectCall] | None = Field(default=None, max_length=MAX_EFFECTS)  # see shotline/media/effects.py
 
     @field_validator("take", mode="before")
     @classmethod
@@ -189,6 +191,7 @@ class Shot(_Strict):
     logo: LogoSettings | None = None
     music: MusicSettings | None = None
     take: Annotated[int, Field(ge=FIRST_TAKE, strict=True)] = FIRST_TAKE
+    effects: tuple[EffectCall, ...] = ()
 
     @property
     def partition_key(self) -> str:
@@ -241,7 +244,9 @@ class Storyboard(_Strict):
         """Hash of everything that decides a shot's output: its resolved spec, the storyboard vars, and the
         bytes of its local image, template, logo and music. A change here means the shot must be rebuilt."""
         # Take 1 is left out, so shots written before takes existed keep their hash (and are not rerun).
-        spec = shot.model_dump(mode="json", exclude={"take"} if shot.take == FIRST_TAKE else None)
+        # So is an empty effects list, for shots written before effects existed.
+        unset = {"take"} if shot.take == FIRST_TAKE else set()
+        spec = shot.model_dump(mode="json", exclude=unset | (set() if shot.effects else {"effects"}))
         parts: dict[str, Any] = {"shot": spec, "vars": self.vars}
         image = self.folder / shot.image
         if "://" not in shot.image and image.is_file():

@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict
 
 from shotline.db.engine import Database
 from shotline.db.tables import shot_takes
-from shotline.generation import GeneratedClipFacts
-from shotline.ledger import LedgerEntry
+from shotline.fal.ledger import LedgerEntry
+from shotline.generators.cache import GeneratedClipFacts
 from shotline.publish import PublishedClip
 
 

@@ -9,6 +9,7 @@ import dagster as dg
 
 from assets.upstream import latest_metadata_or_none
 from pipelines.definitions import build_definitions
+from shotline.config import Settings
 from shotline.storyboard import Storyboard
 
 CLIP_ASSETS = ("source_image", "clip_prompt", "raw_clip", "final_clip", "published_clip")
@@ -18,7 +19,7 @@ def run_storyboard(
     storyboard: Storyboard, env: Mapping[str, str], instance: dg.DagsterInstance, *, reel: bool = True
 ) -> dict[str, dict[str, Any]]:
     """clip_job for every shot, then reel_job; returns {partition: {asset: metadata}}."""
-    defs = build_definitions(env)
+    defs = build_definitions(Settings.from_env(env))
     keys = [shot.partition_key for shot in storyboard.shots]
     instance.add_dynamic_partitions("shots", [k for k in keys if not instance.has_dynamic_partition("shots", k)])
     if not instance.has_dynamic_partition("storyboards", storyboard.id):

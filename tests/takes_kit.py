@@ -16,6 +16,7 @@ import pytest
 
 from pipelines.definitions import build_definitions
 from shotline.cli import main as shotline
+from shotline.config import Settings
 from shotline.storyboard import Storyboard, load_storyboard
 from tests.fakes.fal_server import FakeFal
 from tests.storyboard_factory import write_storyboard
@@ -43,7 +44,7 @@ class Studio:
         self.env = env
         self.instance = instance
         self.fake = fake
-        self.defs = build_definitions(env)
+        self.defs = build_definitions(Settings.from_env(env))
         self.published = Path(env["SHOTLINE_PUBLISH_URI"])
         self.data: dict[str, Any] = {}
 

@@ -24,7 +24,7 @@ from dagster._core.instance.ref import InstanceRef
 from assets.upstream import latest_metadata_or_none
 from shotline.db import open_database
 from shotline.db.engine import sqlite_url
-from shotline.ledger import LedgerState, RequestLedger
+from shotline.fal.ledger import LedgerState, RequestLedger
 from tests.dagster_ui import (
     DagsterDev,
     dagster_cli,

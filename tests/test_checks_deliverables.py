@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 
 from pipelines.definitions import build_definitions
+from shotline.config import Settings
 from shotline.media.deliverable import CHECK_NAMES
 from shotline.media.probe import probe
 from shotline.store import WorkStore
@@ -32,7 +33,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("shots", [s.partition_key for s in storyboard.shots])
         instance.add_dynamic_partitions("storyboards", [storyboard.id])
-        yield build_definitions(env), instance, storyboard, WorkStore(env["SHOTLINE_HOME"])
+        yield build_definitions(Settings.from_env(env)), instance, storyboard, WorkStore(env["SHOTLINE_HOME"])
 
 
 def _evaluations(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, dg.AssetCheckEvaluation]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from shotline.fal.errors import FalRequestFailed
-from shotline.ledger import LedgerState
+from shotline.fal.ledger import LedgerState
 from tests.fakes.fal_server import FakeFal
 from tests.test_fal_money import Rig, noisy_still, request_for
 

@@ -427,7 +427,7 @@ def test_a_bad_chain_stops_start_up_before_anything_runs(tmp_path: Path, chain: 
         **expired.env(),
     }
     with pytest.raises(ConfigError, match=r"SHOTLINE_C2PA_CERT.*expired") as caught:
-        build_definitions(env)
+        build_definitions(Settings.from_env(env))
     assert caught.value.field == "SHOTLINE_C2PA_CERT"
     with pytest.raises(ConfigError, match=r"SHOTLINE_C2PA_CERT.*expired"):
         preflight(Settings.from_env(env))

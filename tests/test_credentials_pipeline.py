@@ -14,6 +14,7 @@ import pytest
 
 from pipelines.definitions import build_definitions
 from shotline.cli import main
+from shotline.config import Settings
 from shotline.credentials.keys import DEV_FOLDER
 from shotline.credentials.manifest import COMPOSITE, COMPOSITE_WITH_TRAINED, TRAINED
 from shotline.credentials.verification import verify_bytes, verify_file
@@ -82,7 +83,7 @@ def test_previews_and_their_reel_are_signed_checked_and_verifiable_from_the_file
     preview_world, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     env, instance, board = preview_world
-    defs = build_definitions(env)
+    defs = build_definitions(Settings.from_env(env))
     checks = run_all(defs, instance, board)
     assert sorted(checks) == sorted(
         [f"{a}/{s.partition_key}" for s in board.shots for a in CHECKED[:2]] + [f"storyboard_reel/{board.id}"]
@@ -149,7 +150,7 @@ def test_previews_and_their_reel_are_signed_checked_and_verifiable_from_the_file
 
 def test_a_rewritten_deliverable_fails_the_blocking_check(preview_world) -> None:
     env, instance, board = preview_world
-    defs = build_definitions(env)
+    defs = build_definitions(Settings.from_env(env))
     key = board.shots[0].partition_key
     instance.add_dynamic_partitions("shots", [key])
     clip_job = defs.resolve_job_def("clip_job")
@@ -171,7 +172,7 @@ def test_a_rewritten_deliverable_fails_the_blocking_check(preview_world) -> None
 def test_signing_off_publishes_without_credentials(preview_world, monkeypatch: pytest.MonkeyPatch) -> None:
     env, instance, board = preview_world
     env = {**env, "SHOTLINE_C2PA": "off"}
-    checks = run_all(build_definitions(env), instance, board)
+    checks = run_all(build_definitions(Settings.from_env(env)), instance, board)
     assert all(e.passed and "SHOTLINE_C2PA=off" in (e.description or "") for e in checks.values())
     assert "off" in str(metadata(instance, "final_clip", "tiny__s01")["content_credentials"])
     assert main(["verify", "tiny/s01"]) == 2
@@ -195,7 +196,7 @@ def test_fal_clips_published_to_s3_verify_as_uploaded(
         "SHOTLINE_PUBLISH_URI": s3_env.uri("clips"),
     }
     with dg.instance_for_test() as instance:
-        checks = run_all(build_definitions(env), instance, board)
+        checks = run_all(build_definitions(Settings.from_env(env)), instance, board)
         assert all(e.passed for e in checks.values()), {k: e.description for k, e in checks.items() if not e.passed}
         for shot in board.shots:
             raw = metadata(instance, "raw_clip", shot.partition_key)
@@ -222,7 +223,7 @@ def test_a_signing_key_from_the_environment_never_leaves_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
     from assets.resources import CredentialsResource
-    from pipelines.definitions import resources_from_env
+    from pipelines.definitions import build_resources
     from tests.credentials_kit import make_chain
 
     monkeypatch.delenv("FAL_KEY", raising=False)
@@ -246,13 +247,13 @@ def test_a_signing_key_from_the_environment_never_leaves_it(
 
     (tmp_path / "dagster").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
-        checks = run_all(build_definitions(env), instance, board)
+        checks = run_all(build_definitions(Settings.from_env(env)), instance, board)
         assert all(e.passed for e in checks.values())
         runs = instance.get_runs()
         assert runs and not any(leaks(dg.serialize_value(r)) for r in runs)  # run config: the EnvVar, not its value
         for run in runs:
             assert not any(leaks(dg.serialize_value(e)) or leaks(e.message) for e in instance.all_logs(run.run_id))
-    resource = resources_from_env(env)["credentials"]
+    resource = build_resources(Settings.from_env(env))["credentials"]
     assert isinstance(resource, CredentialsResource) and not leaks(repr(resource))
     out, err = capfd.readouterr()
     assert not leaks(out + err)

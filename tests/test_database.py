@@ -25,7 +25,7 @@ from shotline.db.json_import import import_json_records
 from shotline.db.leases import ClipLeases, LeaseLost
 from shotline.db.tables import VERSION_TABLE
 from shotline.errors import BudgetExceeded
-from shotline.ledger import LedgerState, RequestLedger
+from shotline.fal.ledger import LedgerState, RequestLedger
 from tests.postgres_server import Postgres
 
 REPO = Path(__file__).resolve().parents[1]

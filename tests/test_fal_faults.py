@@ -17,9 +17,9 @@ from shotline.db import Database, open_database
 from shotline.db.engine import sqlite_url
 from shotline.fal.client import FalQueueClient
 from shotline.fal.errors import FalAuthError, FalMediaError, FalRequestFailed
+from shotline.fal.generator import FalGenerator
+from shotline.fal.ledger import REJECTED_ERROR_TYPE, LedgerState, RequestLedger
 from shotline.generators.base import GenerationResult
-from shotline.generators.fal import FalGenerator
-from shotline.ledger import REJECTED_ERROR_TYPE, LedgerState, RequestLedger
 from shotline.store import WorkStore
 from tests.fakes.clock import FakeClock
 from tests.fakes.fal_server import DEFAULT_LOG_LINES, LOCKED_DETAIL, MODEL, FakeFal, nginx_error

@@ -21,20 +21,19 @@ from PIL import Image
 from pydantic import SecretStr
 
 from shotline.budget import Budget
-from shotline.config import Settings
 from shotline.db import Database, open_database
 from shotline.db.engine import sqlite_url
 from shotline.db.tables import fal_requests, fal_uploads
 from shotline.errors import BudgetExceeded, GenerationError, InputError
 from shotline.fal.client import FalQueueClient
 from shotline.fal.errors import FalAuthError, FalDeadlineExceeded, FalRequestFailed, SubmitOutcomeUnknown
+from shotline.fal.generator import FalGenerator, build_fal_generator
+from shotline.fal.ledger import LedgerEntry, LedgerState, RequestLedger
 from shotline.fal.platform import FalPlatform
 from shotline.fal.storage import DATA_URI_MAX_BYTES, FalStorage
 from shotline.fal.uploads import StillUploads
 from shotline.generators.base import GenerationRequest, Generator
-from shotline.generators.fal import FalGenerator, build_fal_generator
 from shotline.hashing import sha256_file
-from shotline.ledger import LedgerEntry, LedgerState, RequestLedger
 from shotline.store import WorkStore
 from tests.fakes.clock import FakeClock
 from tests.fakes.fal_server import (
@@ -383,7 +382,7 @@ def test_a_crash_between_submit_and_completion_resumes_the_same_request(
         from shotline.db import open_database
         from shotline.fal.client import FalQueueClient
         from shotline.generators.base import GenerationRequest
-        from shotline.generators.fal import FalGenerator
+        from shotline.fal.generator import FalGenerator
         from shotline.store import WorkStore
 
         request = GenerationRequest.model_validate_json(sys.argv[1])
@@ -904,17 +903,21 @@ def test_budget_refusal_sends_nothing_at_all(
 def test_built_from_settings_the_way_the_pipeline_does(
     fake_fal: FakeFal, store: WorkStore, db: Database, tmp_path: Path
 ) -> None:
-    settings = Settings.from_env(
-        {
-            "FAL_KEY": fake_fal.key,
-            "SHOTLINE_FAL_QUEUE_URL": fake_fal.url,
-            "SHOTLINE_FAL_REST_URL": fake_fal.rest_url,
-            "SHOTLINE_FAL_CDN_URL": fake_fal.cdn_url,
-            "SHOTLINE_FAL_API_URL": fake_fal.api_url,
-            "SHOTLINE_BUDGET_USD": "1.5",
-        }
+    from assets.resources import GeneratorResource
+
+    resource = GeneratorResource(  # the resource raw_clip builds its generator from
+        kind="fal",
+        fal_key=fake_fal.key,
+        fal_queue_url=fake_fal.url,
+        fal_rest_url=fake_fal.rest_url,
+        fal_cdn_url=fake_fal.cdn_url,
+        fal_api_url=fake_fal.api_url,
+        budget_usd=1.5,
+        poll_interval_s=0.001,
+        max_poll_interval_s=0.002,
     )
-    generator = FalGenerator.from_settings(settings, store, db, poll_interval=0.001, max_poll_interval=0.002)
+    generator = resource.build(store, db)
+    assert isinstance(generator, FalGenerator)
     assert generator.budget is not None and generator.budget.cap == Decimal("1.50")
     assert generator.uploads is not None and generator.max_attempts == 3
     assert generator.model == MODEL and fake_fal.key not in repr(generator)
@@ -934,7 +937,7 @@ def test_built_from_settings_the_way_the_pipeline_does(
     )
     assert same.budget is not None and same.budget.cap is None and same.uploads is None
     with pytest.raises(InputError, match="FAL_KEY"):
-        FalGenerator.from_settings(Settings.from_env({}), store, db)
+        GeneratorResource(kind="fal").build(store, db)
 
 
 # -- the request as others see it: observer, X-Fal-Request-Timeout ------------------------------------------

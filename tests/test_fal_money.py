@@ -1,7 +1,8 @@
-"""Every paid fal request followed to its end and billed only as fal bills, against the fake fal server
-(which follows reference/fal-queue-api.md §15): ignored and handled cancels, stored model errors, the start
-timeout, runner errors, media on a CDN origin, fal storage for stills, and lost submits found again in the
-platform listing. Each test counts what the fake billed and holds the ledger and the budget to it."""
+"""Every paid fal request followed to its end and billed only as fal bills, against the fake fal server,
+which answers as fal does (a cancel only asks, a stored error answer never changes, 5xx is never billed):
+ignored and handled cancels, stored model errors, the start timeout, runner errors, media on a CDN origin,
+fal storage for stills, and lost submits found again in the platform listing. Each test counts what the fake
+billed and holds the ledger and the budget to it."""
 
 from __future__ import annotations
 
@@ -20,10 +21,10 @@ from shotline.budget import Budget
 from shotline.db import Database, open_database
 from shotline.db.engine import sqlite_url
 from shotline.fal.errors import FalRequestFailed
+from shotline.fal.generator import FalGenerator, build_fal_generator
+from shotline.fal.ledger import LedgerState, RequestLedger
 from shotline.generators.base import GenerationRequest
-from shotline.generators.fal import FalGenerator, build_fal_generator
 from shotline.hashing import sha256_file
-from shotline.ledger import LedgerState, RequestLedger
 from shotline.store import WorkStore
 from tests.fakes.fal_server import MODEL, FakeFal
 from tests.media_check import inspect_mp4

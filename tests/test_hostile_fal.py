@@ -16,11 +16,11 @@ from shotline.db import open_database
 from shotline.db.engine import sqlite_url
 from shotline.fal.client import FalQueueClient
 from shotline.fal.errors import FalMediaError, FalProtocolError
-from shotline.generation import generate_clip
+from shotline.fal.generator import build_fal_generator
+from shotline.fal.ledger import LedgerState, RequestLedger
 from shotline.generators.base import GenerationRequest
-from shotline.generators.fal import build_fal_generator
+from shotline.generators.cache import generate_clip
 from shotline.hashing import sha256_file
-from shotline.ledger import LedgerState, RequestLedger
 from shotline.store import WorkStore
 from tests.fakes.fal_server import FakeFal
 from tests.storyboard_factory import write_image

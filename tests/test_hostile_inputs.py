@@ -25,9 +25,10 @@ from PIL import Image
 
 from pipelines.definitions import build_definitions
 from shotline.cli import main as shotline_main
+from shotline.config import Settings
 from shotline.db import open_database
 from shotline.db.engine import sqlite_url
-from shotline.ledger import RequestLedger
+from shotline.fal.ledger import RequestLedger
 from tests.fakes.fal_server import FakeFal
 from tests.storyboard_factory import write_image
 from tests.test_netguard import Server, hostile_handler, serve
@@ -195,7 +196,7 @@ def case_env(tmp_path: Path, fal: FakeFal, folder: Path) -> dict[str, str]:
 
 def run_clip(env: dict[str, str], instance: dg.DagsterInstance, key: str) -> dg.ExecuteInProcessResult:
     instance.add_dynamic_partitions("shots", [key])
-    job = build_definitions(env).resolve_job_def("clip_job")
+    job = build_definitions(Settings.from_env(env)).resolve_job_def("clip_job")
     return job.execute_in_process(partition_key=key, instance=instance, raise_on_error=False)
 
 
@@ -300,7 +301,7 @@ def test_bad_fal_answers_fail_the_clip_and_publish_nothing(
 
 
 def test_the_paid_step_runs_after_every_check() -> None:
-    graph = build_definitions({}).resolve_asset_graph()
+    graph = build_definitions(Settings.from_env({})).resolve_asset_graph()
     raw = graph.get(dg.AssetKey("raw_clip"))
     assert {dg.AssetKey("source_image"), dg.AssetKey("clip_prompt")} <= set(raw.parent_keys)
     assert dg.AssetKey("source_image") in graph.get(dg.AssetKey("clip_prompt")).parent_keys
@@ -320,7 +321,7 @@ def test_raw_clip_alone_refuses_inputs_that_are_not_the_shots_own(
         monkeypatch.setenv(name, value)
     key = "stale__s01"
     instance.add_dynamic_partitions("shots", [key])
-    job = build_definitions(env).resolve_job_def("clip_job")
+    job = build_definitions(Settings.from_env(env)).resolve_job_def("clip_job")
     first = job.execute_in_process(
         partition_key=key,
         instance=instance,

@@ -92,10 +92,12 @@ def test_a_failed_publish_leaves_the_destination_as_it_was(tmp_path: Path) -> No
     thumb.write_bytes(b"\xff\xd8\xff\xe0" + os.urandom(2_000))
     root = tmp_path / "published"
     pub = LocalPublisher(root)
-    first = pub.publish_clip("sb", "s01", small, thumb, {"run": "one"})
+    first = pub.publish_clip(
+        "sb", "s01", small, thumb, lambda media: {"run": "one", "published": media.manifest_section()}
+    )
     before = {name: (root / name).read_bytes() for name in files(root)}
     with file_size_limit(100_000), pytest.raises(PublishError, match="File too large"):
-        pub.publish_clip("sb", "s01", video, thumb, {"run": "two"})
+        pub.publish_clip("sb", "s01", video, thumb, lambda media: {"run": "two", "published": media.manifest_section()})
     assert {name: (root / name).read_bytes() for name in files(root)} == before
     latest = json.loads((root / "sb" / "s01" / "latest.json").read_text())
     assert latest["sha256"] == first.sha256

@@ -13,7 +13,8 @@ import dagster as dg
 import pytest
 
 from assets.production_ledger import production_ledger
-from pipelines.definitions import build_definitions, resources_from_env
+from pipelines.definitions import build_definitions, build_resources
+from shotline.config import Settings
 from shotline.production_ledger import (
     COLUMNS,
     EventFacts,
@@ -111,7 +112,7 @@ def test_the_asset_publishes_the_ledger_beside_the_clips(tmp_path: Path, s3_env:
         # s03's still is broken: its run fails at sourcing, before any money could be spent.
         (folder / "images" / "s03.png").write_bytes(b"not a png")
         failed = (
-            build_definitions(env)
+            build_definitions(Settings.from_env(env))
             .resolve_job_def("clip_job")
             .execute_in_process(partition_key=s3, instance=instance, raise_on_error=False)
         )
@@ -119,7 +120,10 @@ def test_the_asset_publishes_the_ledger_beside_the_clips(tmp_path: Path, s3_env:
 
         def materialize() -> dict[str, Any]:
             result = dg.materialize(
-                [production_ledger], partition_key="alpha", instance=instance, resources=resources_from_env(env)
+                [production_ledger],
+                partition_key="alpha",
+                instance=instance,
+                resources=build_resources(Settings.from_env(env)),
             )
             assert result.success
             (mat,) = result.asset_materializations_for_node("production_ledger")

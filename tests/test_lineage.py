@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from shotline.cli import main
+from shotline.cli.lineage import describe
 from shotline.errors import InputError, PublishError
-from shotline.lineage import describe, trace
+from shotline.lineage import trace
 from shotline.manifest import ClipManifest
 from shotline.publish import LocalPublisher, PublishedClip, PublishedMedia, S3Publisher, lineage_uri
 from shotline.s3 import s3_client

@@ -28,9 +28,11 @@ from PIL import Image
 
 from assets.resources import WorkspaceResource
 from pipelines.definitions import build_definitions
-from pipelines.sensors import storyboard_sensor
+from pipelines.sensors import build_sensors
+from shotline.config import Settings
 from shotline.lineage import trace
 from shotline.manifest import ClipManifest
+from shotline.operating import OperatingSettings
 from shotline.production_ledger import ProductionLedger
 from shotline.publish import DEFAULT_URL_EXPIRES_S
 from shotline.storyboard import load_storyboard
@@ -43,6 +45,7 @@ CHECK = dg.AssetCheckKey(dg.AssetKey("published_clip"), "published_objects_intac
 
 def sense(instance: dg.DagsterInstance, workspace: WorkspaceResource, cursor: str | None) -> dg.SensorResult:
     context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"workspace": workspace})
+    storyboard_sensor, _ = build_sensors(OperatingSettings())
     result = storyboard_sensor(context)
     for request in result.dynamic_partitions_requests:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
@@ -78,7 +81,7 @@ def test_lineage_through_the_jobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         "SHOTLINE_STORYBOARDS": str(root),
         "SHOTLINE_PUBLISH_URI": s3_env.uri("clips"),
     }
-    defs = build_definitions(env)
+    defs = build_definitions(Settings.from_env(env))
     clip_job = defs.resolve_job_def("clip_job")
     workspace = WorkspaceResource(storyboards=str(root), home=env["SHOTLINE_HOME"])
     keys = ["alpha__s01", "alpha__s02", "alpha__s03"]

@@ -18,7 +18,7 @@ from shotline.db import Database, open_database
 from shotline.db.engine import sqlite_url
 from shotline.db.tables import budget_entries, clip_leases, clips, fal_requests, fal_uploads
 from shotline.errors import BudgetExceeded, GenerationError
-from shotline.pricing import (
+from shotline.fal.pricing import (
     billed_seconds,
     clip_cost,
     clip_cost_usd,
@@ -195,12 +195,12 @@ def test_estimate_prices_a_storyboard_and_what_is_cached_or_already_paid_costs_n
 
     from shotline.clip_index import ClipIndex
     from shotline.fal.client import FalQueueClient
+    from shotline.fal.generator import FalGenerator
+    from shotline.fal.ledger import RequestLedger
     from shotline.fal.models import RequestHandle
-    from shotline.generation import clip_key, generate_clip
     from shotline.generators.base import GenerationRequest
-    from shotline.generators.fal import FalGenerator
+    from shotline.generators.cache import clip_key, generate_clip
     from shotline.images import source_image
-    from shotline.ledger import RequestLedger
     from shotline.prompts import render_prompt
     from shotline.storyboard import load_storyboard
     from tests.fakes.fal_server import MODEL

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,11 @@ def media(tmp_path: Path) -> tuple[Path, Path]:
     thumb = tmp_path / "thumb.jpg"
     thumb.write_bytes(b"\xff\xd8\xff\xe0" + os.urandom(2_000))
     return video, thumb
+
+
+def doc(**fields: Any) -> Callable[[PublishedMedia], dict[str, Any]]:
+    """A manifest of these fields and the media's published section."""
+    return lambda media: {**fields, "published": media.manifest_section()}
 
 
 def lineage(published: PublishedMedia) -> dict[str, Any]:
@@ -103,9 +109,9 @@ def test_local_layout_and_latest(tmp_path: Path, media: tuple[Path, Path]) -> No
 def test_local_republish_skips_and_keeps_the_first_manifest(tmp_path: Path, media: tuple[Path, Path]) -> None:
     video, thumb = media
     pub = LocalPublisher(tmp_path / "pub")
-    first = pub.publish_clip(SB, SHOT, video, thumb, {"run": "one"})
+    first = pub.publish_clip(SB, SHOT, video, thumb, doc(run="one"))
     mtime = Path(first.video.uri.removeprefix("file://")).stat().st_mtime_ns
-    second = pub.publish_clip(SB, SHOT, video, thumb, {"run": "two"})
+    second = pub.publish_clip(SB, SHOT, video, thumb, doc(run="two"))
     assert second.video.skipped and second.thumbnail is not None and second.thumbnail.skipped
     assert second.manifest.skipped and second.manifest.sha256 == first.manifest.sha256
     assert not second.latest.skipped and second.published_at > first.published_at
@@ -116,9 +122,9 @@ def test_local_republish_skips_and_keeps_the_first_manifest(tmp_path: Path, medi
 def test_local_new_version_moves_latest_and_keeps_the_old(tmp_path: Path, media: tuple[Path, Path]) -> None:
     video, thumb = media
     pub = LocalPublisher(tmp_path / "pub")
-    old = pub.publish_clip(SB, SHOT, video, thumb, {})
+    old = pub.publish_clip(SB, SHOT, video, thumb, doc())
     video.write_bytes(video.read_bytes() + b"more")
-    new = pub.publish_clip(SB, SHOT, video, thumb, {})
+    new = pub.publish_clip(SB, SHOT, video, thumb, doc())
     assert new.sha12 != old.sha12
     assert (pub.read_latest(SB, SHOT) or {})["sha256"] == new.sha256
     assert pub.read_bytes(old.video.key) is not None
@@ -133,7 +139,7 @@ def test_local_refuses_to_overwrite_other_content(tmp_path: Path, media: tuple[P
     clash.parent.mkdir(parents=True)
     clash.write_bytes(b"something else")
     with pytest.raises(PublishError, match="other content"):
-        pub.publish_clip(SB, SHOT, video, thumb, {})
+        pub.publish_clip(SB, SHOT, video, thumb, doc())
     assert clash.read_bytes() == b"something else"
     assert pub.read_latest(SB, SHOT) is None
 
@@ -162,7 +168,7 @@ def test_two_step_api(tmp_path: Path, media: tuple[Path, Path]) -> None:
 def test_reel_layout(tmp_path: Path, media: tuple[Path, Path]) -> None:
     video, _ = media
     root = tmp_path / "pub"
-    reel = LocalPublisher(root).publish_reel(SB, video, {"shots": [SHOT]})
+    reel = LocalPublisher(root).publish_reel(SB, video, doc(shots=[SHOT]))
     assert files_under(root) == sorted(
         [f"{SB}/reel/{reel.sha12}.mp4", f"{SB}/reel/{reel.sha12}.json", f"{SB}/reel/latest.json"]
     )
@@ -176,14 +182,14 @@ def test_refusals(tmp_path: Path, media: tuple[Path, Path]) -> None:
     video, thumb = media
     pub = LocalPublisher(tmp_path / "pub")
     with pytest.raises(InputError, match="reserved"):
-        pub.publish_clip(SB, "reel", video, thumb, {})
+        pub.publish_clip(SB, "reel", video, thumb, doc())
     for storyboard, shot in (("../up", SHOT), (SB, "Shot 1"), (SB, "a/b"), ("", SHOT)):
         with pytest.raises(InputError, match="slug"):
-            pub.publish_clip(storyboard, shot, video, thumb, {})
+            pub.publish_clip(storyboard, shot, video, thumb, doc())
     with pytest.raises(MediaError, match="missing or empty"):
-        pub.publish_clip(SB, SHOT, tmp_path / "absent.mp4", thumb, {})
+        pub.publish_clip(SB, SHOT, tmp_path / "absent.mp4", thumb, doc())
     with pytest.raises(MediaError, match=r"\.mp4"):
-        pub.publish_clip(SB, SHOT, thumb, thumb, {})
+        pub.publish_clip(SB, SHOT, thumb, thumb, doc())
     assert not (tmp_path / "pub").exists()
 
 
@@ -276,7 +282,7 @@ def test_s3_layout_checksums_and_headers(s3_env: S3Env, media: tuple[Path, Path]
 
 def test_s3_presigned_urls_serve_the_same_bytes(s3_env: S3Env, media: tuple[Path, Path]) -> None:
     video, thumb = media
-    clip = S3Publisher(s3_env.bucket, "", s3_client(), url_expires_s=3600).publish_clip(SB, SHOT, video, thumb, {})
+    clip = S3Publisher(s3_env.bucket, "", s3_client(), url_expires_s=3600).publish_clip(SB, SHOT, video, thumb, doc())
     assert clip.url is not None and clip.thumbnail_url is not None
     assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in clip.url and "X-Amz-Expires=3600" in clip.url
     assert httpx.get(clip.url).content == video.read_bytes()
@@ -289,9 +295,9 @@ def test_s3_presigned_urls_serve_the_same_bytes(s3_env: S3Env, media: tuple[Path
 def test_s3_republish_writes_only_latest(s3_env: S3Env, media: tuple[Path, Path]) -> None:
     video, thumb = media
     pub = S3Publisher(s3_env.bucket, "p", s3_client())
-    first = pub.publish_clip(SB, SHOT, video, thumb, {"run": "one"})
+    first = pub.publish_clip(SB, SHOT, video, thumb, doc(run="one"))
     writes = put_log(pub.client)
-    second = pub.publish_clip(SB, SHOT, video, thumb, {"run": "two"})
+    second = pub.publish_clip(SB, SHOT, video, thumb, doc(run="two"))
     assert writes == [("PutObject", f"p/{SB}/{SHOT}/latest.json")]
     assert second.video.skipped and second.manifest.skipped
     assert second.thumbnail is not None and second.thumbnail.skipped
@@ -307,13 +313,13 @@ def test_s3_multipart_video_is_verified(s3_env: S3Env, tmp_path: Path) -> None:
     )
     pub = S3Publisher(s3_env.bucket, "", s3_client(), transfer=transfer)
     writes = put_log(pub.client)
-    clip = pub.publish_reel(SB, video, {"kind": "reel"})
+    clip = pub.publish_reel(SB, video, doc(kind="reel"))
     assert writes[0] == ("CreateMultipartUpload", f"{SB}/reel/{clip.sha12}.mp4")
     body = s3_env.client.get_object(Bucket=s3_env.bucket, Key=f"{SB}/reel/{clip.sha12}.mp4")["Body"].read()
     assert sha256(body) == clip.sha256 == sha256(video.read_bytes())
     # A multipart object reports the composite checksum; republishing still recognises it as identical.
     writes.clear()
-    again = pub.publish_reel(SB, video, {"kind": "reel"})
+    again = pub.publish_reel(SB, video, doc(kind="reel"))
     assert again.video.skipped
     assert writes == [("PutObject", f"{SB}/reel/latest.json")]
 
@@ -323,13 +329,13 @@ def test_s3_refuses_to_overwrite_other_content(s3_env: S3Env, media: tuple[Path,
     key = f"{SB}/{SHOT}/{sha256(video.read_bytes())[:12]}.mp4"
     s3_env.client.put_object(Bucket=s3_env.bucket, Key=key, Body=b"impostor", ChecksumAlgorithm="SHA256")
     with pytest.raises(PublishError, match="other content"):
-        S3Publisher(s3_env.bucket, "", s3_client()).publish_clip(SB, SHOT, video, thumb, {})
+        S3Publisher(s3_env.bucket, "", s3_client()).publish_clip(SB, SHOT, video, thumb, doc())
     assert s3_env.client.get_object(Bucket=s3_env.bucket, Key=key)["Body"].read() == b"impostor"
 
 
 def test_s3_missing_bucket_is_a_publish_error(s3_env: S3Env, media: tuple[Path, Path]) -> None:
     with pytest.raises(PublishError, match="no-such-bucket-abc") as excinfo:
-        S3Publisher("no-such-bucket-abc", "", s3_client()).publish_clip(SB, SHOT, *media, {})
+        S3Publisher("no-such-bucket-abc", "", s3_client()).publish_clip(SB, SHOT, *media, doc())
     assert os.environ["AWS_SECRET_ACCESS_KEY"] not in str(excinfo.value)
 
 
@@ -356,11 +362,11 @@ class PointerFails(LocalPublisher):
 
 def test_local_failure_before_the_pointer_keeps_the_old_one(tmp_path: Path, media: tuple[Path, Path]) -> None:
     video, thumb = media
-    old = LocalPublisher(tmp_path / "pub").publish_clip(SB, SHOT, video, thumb, {"v": 1})
+    old = LocalPublisher(tmp_path / "pub").publish_clip(SB, SHOT, video, thumb, doc(v=1))
     before = (tmp_path / "pub" / SB / SHOT / "latest.json").read_bytes()
     video.write_bytes(video.read_bytes() + b"second take")
     with pytest.raises(PublishError, match="disk full"):
-        PointerFails(tmp_path / "pub").publish_clip(SB, SHOT, video, thumb, {"v": 2})
+        PointerFails(tmp_path / "pub").publish_clip(SB, SHOT, video, thumb, doc(v=2))
     new12 = sha256(video.read_bytes())[:12]
     folder = tmp_path / "pub" / SB / SHOT
     assert (folder / f"{new12}.mp4").read_bytes() == video.read_bytes()  # the new clip went up...
@@ -373,7 +379,7 @@ def test_local_failure_before_the_pointer_keeps_the_old_one(tmp_path: Path, medi
 def test_s3_failure_before_the_pointer_keeps_the_old_one(s3_env: S3Env, media: tuple[Path, Path]) -> None:
     video, thumb = media
     pub = S3Publisher(s3_env.bucket, "p", s3_client())
-    old = pub.publish_clip(SB, SHOT, video, thumb, {"v": 1})
+    old = pub.publish_clip(SB, SHOT, video, thumb, doc(v=1))
     latest_key = f"p/{SB}/{SHOT}/latest.json"
     before = s3_env.client.get_object(Bucket=s3_env.bucket, Key=latest_key)["Body"].read()
 
@@ -386,7 +392,7 @@ def test_s3_failure_before_the_pointer_keeps_the_old_one(s3_env: S3Env, media: t
     video.write_bytes(video.read_bytes() + b"second take")
     new12 = sha256(video.read_bytes())[:12]
     with pytest.raises(ConnectionError):
-        pub.publish_clip(SB, SHOT, video, thumb, {"v": 2})
+        pub.publish_clip(SB, SHOT, video, thumb, doc(v=2))
     assert [k for _, k in writes] == [f"p/{SB}/{SHOT}/{new12}.{ext}" for ext in ("mp4", "jpg", "json")] + [latest_key]
     stored = s3_env.client.get_object(Bucket=s3_env.bucket, Key=f"p/{SB}/{SHOT}/{new12}.mp4")["Body"].read()
     assert stored == video.read_bytes()
@@ -435,7 +441,7 @@ def test_content_addressed_files_are_never_overwritten(s3_env: S3Env, tmp_path: 
 
 def test_lineage_uri_is_where_latest_json_goes(s3_env: S3Env, tmp_path: Path, media: tuple[Path, Path]) -> None:
     for target in (s3_env.uri("clips/"), s3_env.uri(""), str(tmp_path / "pub"), (tmp_path / "pub").as_uri()):
-        clip = publisher_for(target).publish_clip(SB, SHOT, *media, {})
+        clip = publisher_for(target).publish_clip(SB, SHOT, *media, doc())
         assert lineage_uri(target, SB, SHOT) == clip.latest.uri
     with pytest.raises(InputError, match="slug"):
         lineage_uri(str(tmp_path), SB, "Not a slug")
@@ -454,7 +460,7 @@ def objects_of(clip: Any) -> dict[str, tuple[str, str, int]]:
 
 def test_s3_verification_uses_checksums_and_catches_damage(s3_env: S3Env, media: tuple[Path, Path]) -> None:
     pub = S3Publisher(s3_env.bucket, "v", s3_client())
-    clip = pub.publish_clip(SB, SHOT, *media, {"v": 1})
+    clip = pub.publish_clip(SB, SHOT, *media, doc(v=1))
     checks = verify_published(pub, objects_of(clip), latest=(clip.latest.uri, clip.sha256))
     assert [c.problem for c in checks] == [None] * 4
     assert [c.method for c in checks[:3]] == ["checksum"] * 3  # a HEAD each, nothing downloaded
@@ -481,7 +487,7 @@ def test_s3_verification_of_a_multipart_object_reads_it_back(s3_env: S3Env, tmp_
         multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB, preferred_transfer_client="classic"
     )
     pub = S3Publisher(s3_env.bucket, "", s3_client(), transfer=transfer)
-    reel = pub.publish_reel(SB, video, {"kind": "reel"})
+    reel = pub.publish_reel(SB, video, doc(kind="reel"))
     (check,) = verify_published(pub, {"video": (reel.video.uri, reel.sha256, reel.video.size)})
     assert check.ok and check.method == "read back" and check.sha256 == reel.sha256
     (wrong,) = verify_published(pub, {"video": (reel.video.uri, "0" * 64, reel.video.size)})
@@ -490,7 +496,7 @@ def test_s3_verification_of_a_multipart_object_reads_it_back(s3_env: S3Env, tmp_
 
 def test_local_verification_reads_back(tmp_path: Path, media: tuple[Path, Path]) -> None:
     pub = LocalPublisher(tmp_path / "pub")
-    clip = pub.publish_clip(SB, SHOT, *media, {})
+    clip = pub.publish_clip(SB, SHOT, *media, doc())
     assert all(c.ok for c in verify_published(pub, objects_of(clip), latest=(clip.latest.uri, clip.sha256)))
     (tmp_path / "pub" / SB / SHOT / f"{clip.sha12}.json").write_text("{}")
     problems = [c.problem for c in verify_published(pub, objects_of(clip), latest=(clip.latest.uri, "f" * 64))]

@@ -1,4 +1,4 @@
-"""What raw_clip holds a generated video to before it succeeds (shotline.generation.check_clip/verify_clip):
+"""What raw_clip holds a generated video to before it succeeds (shotline.generators.cache.check_clip/verify_clip):
 decoded, duration within two frames of the request, the resolution's short side, the still's orientation,
 an audio track, and what the generator and fal's output metadata claimed about the file. Real mp4 files,
 decoded by ffmpeg."""
@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from shotline.errors import MediaError
-from shotline.generation import check_clip, verify_clip
 from shotline.generators.base import GenerationRequest, GenerationResult
+from shotline.generators.cache import verify_clip
+from shotline.media.clip_check import check_clip
 from tests.fakes.fal_server import FakeFal
 
 FAL = "fal's output metadata"

@@ -12,12 +12,13 @@ import dagster as dg
 import pytest
 
 from assets.resources import GeneratorResource
-from pipelines.definitions import build_definitions, resources_from_env
+from pipelines.definitions import build_definitions, build_resources
+from shotline.config import Settings
 from shotline.db import open_database
 from shotline.db.engine import sqlite_url
 from shotline.fal.errors import FalDeadlineExceeded
-from shotline.generators.fal import FalGenerator
-from shotline.ledger import REJECTED_ERROR_TYPE, LedgerState, RequestLedger
+from shotline.fal.generator import FalGenerator
+from shotline.fal.ledger import REJECTED_ERROR_TYPE, LedgerState, RequestLedger
 from shotline.store import WorkStore
 from tests.fakes.fal_server import CONTENT_POLICY_MSG, DEFAULT_LOG_LINES, FakeFal
 from tests.storyboard_factory import tiny_storyboard
@@ -56,7 +57,7 @@ def run_raw_clip(env: Mapping[str, str], instance: dg.DagsterInstance) -> dg.Exe
     """clip_job, up to raw_clip, for the tiny storyboard's only shot."""
     if not instance.has_dynamic_partition("shots", "tiny__s01"):
         instance.add_dynamic_partitions("shots", ["tiny__s01"])
-    job = build_definitions(env).resolve_job_def("clip_job")
+    job = build_definitions(Settings.from_env(env)).resolve_job_def("clip_job")
     return job.execute_in_process(
         partition_key="tiny__s01", instance=instance, asset_selection=RAW_CHAIN, raise_on_error=False
     )
@@ -176,11 +177,11 @@ def test_a_paid_failure_stops_at_once_and_says_it_cost_money(
 def test_the_timing_settings_come_from_the_environment_and_reach_fal(
     env: dict[str, str], fake_fal: FakeFal, tmp_path: Path
 ) -> None:
-    resource = resources_from_env({**env, "SHOTLINE_FAL_DEADLINE_S": "0.3"})["generator"]
+    resource = build_resources(Settings.from_env({**env, "SHOTLINE_FAL_DEADLINE_S": "0.3"}))["generator"]
     assert isinstance(resource, GeneratorResource)
     assert (resource.deadline_s, resource.queue_timeout_s) == (0.3, 90.0)
     assert (resource.poll_interval_s, resource.max_poll_interval_s) == (0.01, 0.02)
-    defaults = resources_from_env({k: v for k, v in env.items() if "_S" not in k[-3:]})["generator"]
+    defaults = build_resources(Settings.from_env({k: v for k, v in env.items() if "_S" not in k[-3:]}))["generator"]
     assert isinstance(defaults, GeneratorResource) and defaults.deadline_s == 1800.0
 
     # and so do fal's storage, CDN and platform hosts
@@ -208,4 +209,4 @@ def test_the_timing_settings_come_from_the_environment_and_reach_fal(
 @pytest.mark.parametrize("value", ["0", "-5", "soon", "inf", "nan"])
 def test_a_bad_timing_setting_names_its_variable(value: str) -> None:
     with pytest.raises(ValueError, match=f"SHOTLINE_FAL_POLL_INTERVAL_S must be a positive number.*{value}"):
-        GeneratorResource.timing_from_env({"SHOTLINE_FAL_POLL_INTERVAL_S": value})
+        Settings.from_env({"SHOTLINE_FAL_POLL_INTERVAL_S": value})

@@ -24,7 +24,7 @@ import pytest
 from shotline.budget import Budget
 from shotline.db import Database, open_database
 from shotline.db.engine import sqlite_url
-from shotline.ledger import LedgerEntry, LedgerState, RequestLedger
+from shotline.fal.ledger import LedgerEntry, LedgerState, RequestLedger
 from tests.fakes.fal_server import FakeFal, FakeJob
 from tests.storyboard_factory import tiny_storyboard
 
@@ -37,11 +37,12 @@ def child(partition_key: str) -> int:
     """The child process: clip_job (up to raw_clip) for one shot, on the instance in DAGSTER_HOME, with the
     resources bound to the environment exactly as `pipelines.definitions` binds them."""
     from pipelines.definitions import build_definitions
+    from shotline.config import Settings
 
     instance = dg.DagsterInstance.get()
     if not instance.has_dynamic_partition("shots", partition_key):
         instance.add_dynamic_partitions("shots", [partition_key])
-    job = build_definitions().resolve_job_def("clip_job")
+    job = build_definitions(Settings.from_env()).resolve_job_def("clip_job")
     result = job.execute_in_process(
         partition_key=partition_key,
         instance=instance,

@@ -19,16 +19,19 @@ from pipelines.definitions import build_definitions
 from pipelines.retention import (
     ARCHIVE_AFTER_DAYS,
     ARCHIVED,
-    archive_after_days,
     archive_record,
-    archive_sensor,
     auto_archive,
+    build_archive_sensor,
     workspace_from,
 )
-from pipelines.sensors import reel_sensor, storyboard_sensor
+from pipelines.sensors import build_sensors
 from shotline.cli import main
 from shotline.config import Settings
+from shotline.operating import OperatingSettings
 from tests.storyboard_factory import tiny_storyboard
+
+storyboard_sensor, reel_sensor = build_sensors(OperatingSettings())
+archive_sensor = build_archive_sensor(OperatingSettings())
 
 KEYS = ["alpha__s01", "alpha__s02"]
 
@@ -75,7 +78,7 @@ def test_archive_checks_everything_is_published_then_restore_brings_it_back(
     setup: tuple[dg.DagsterInstance, dict[str, str], Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     instance, env, folder = setup
-    defs = build_definitions(env)
+    defs = build_definitions(Settings.from_env(env))
     run(defs, "clip_job", "alpha__s01", instance)
 
     code, said = shotline("archive", "alpha", capsys=capsys)
@@ -144,7 +147,7 @@ def test_untouched_storyboards_are_archived_after_the_set_days(
     setup: tuple[dg.DagsterInstance, dict[str, str], Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     instance, env, _ = setup
-    defs = build_definitions(env)
+    defs = build_definitions(Settings.from_env(env))
     for key in KEYS:
         run(defs, "clip_job", key, instance)
     run(defs, "reel_job", "alpha", instance)
@@ -161,6 +164,6 @@ def test_untouched_storyboards_are_archived_after_the_set_days(
     )
     assert "off" in archive_sensor(context).skip_message
     monkeypatch.setenv(ARCHIVE_AFTER_DAYS, "30")
-    assert archive_after_days() == 30
+    assert Settings.from_env().operating.archive_after_days == 30
     with pytest.raises(ValueError, match=ARCHIVE_AFTER_DAYS):
-        archive_after_days({ARCHIVE_AFTER_DAYS: "soon"})
+        Settings.from_env({ARCHIVE_AFTER_DAYS: "soon"})

@@ -16,14 +16,16 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 
-from pipelines.review import review_sensor
+from pipelines.review import build_review_sensor
 from shotline.config import Settings
 from shotline.db import open_database
 from shotline.db.tables import review_decisions
 from shotline.manifest import ReelManifest
+from shotline.operating import OperatingSettings
 from tests.fakes.fal_server import FakeFal
 from tests.takes_kit import Studio, open_studio, two_shots
 
+review_sensor = build_review_sensor(OperatingSettings())
 CLIP_COST = 0.17  # 2 s at 480p on fal
 APPROVED_CHECK = dg.AssetCheckKey(dg.AssetKey("published_clip"), "approved")
 

@@ -17,14 +17,14 @@ from dagster._core.storage.defs_state.base import set_defs_state_storage
 
 from assets.resources import GeneratorResource, WorkspaceResource
 from pipelines.definitions import build_definitions
-from pipelines.operating import OperatingSettings
 from pipelines.schedules import MAX_SWEEP_ATTEMPTS, SPEC_TAG, SWEEP_TAG, build_schedules
-from pipelines.sensors import storyboard_sensor
 from shotline import catalog
 from shotline.budget import Budget
+from shotline.config import Settings
 from shotline.db import open_database
 from shotline.db.engine import sqlite_url
-from shotline.pricing import estimate_cost_usd, to_cents
+from shotline.fal.pricing import estimate_cost_usd, to_cents
+from shotline.operating import OperatingSettings, is_cron_string
 from shotline.storyboard import load_storyboard
 from tests.fakes.fal_server import TEST_KEY, FakeFal
 from tests.pipeline_runner import run_storyboard
@@ -83,6 +83,32 @@ def test_a_bad_setting_is_refused_by_name(variable: str, value: str) -> None:
     assert repr(value) in str(error.value)
 
 
+@pytest.mark.parametrize(
+    ("cron", "valid"),
+    [
+        ("0 2 * * *", True),
+        ("15 3 * * 1-5", True),
+        ("*/15 0-6 1,15 jan-mar mon-fri", True),
+        ("0 0 L * *", True),
+        ("0 0 * * 1#2", True),
+        ("@daily", True),
+        ("0 0 * * 7", True),
+        ("0 0 30 2 *", False),  # no February has one
+        ("0 2 * * * *", False),  # six fields: seconds are not Dagster's
+        ("0 24 * * *", False),
+        ("*/0 * * * *", False),
+        ("0 0 * * 8", False),
+    ],
+)
+def test_cron_strings_are_read_as_dagster_reads_them(cron: str, valid: bool) -> None:
+    assert is_cron_string(cron) is valid
+    if valid:
+        assert OperatingSettings.from_env({"SHOTLINE_SWEEP_CRON": cron}).sweep_cron == cron
+    else:
+        with pytest.raises(ValueError, match="SHOTLINE_SWEEP_CRON"):
+            OperatingSettings.from_env({"SHOTLINE_SWEEP_CRON": cron})
+
+
 def test_sensor_intervals_come_from_the_environment() -> None:
     code = (
         "from pipelines.definitions import defs\n"
@@ -98,10 +124,9 @@ def test_sensor_intervals_come_from_the_environment() -> None:
     assert set(intervals.values()) == {7} and {"storyboard_sensor", "reel_sensor"} <= set(intervals), out
 
 
-def test_without_autorun_the_sensor_registers_shots_and_runs_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("SHOTLINE_AUTORUN", "0")
+def test_without_autorun_the_sensor_registers_shots_and_runs_nothing(tmp_path: Path) -> None:
+    settings = Settings.from_env({"SHOTLINE_AUTORUN": "0"})
+    storyboard_sensor = build_definitions(settings).resolve_sensor_def("storyboard_sensor")
     root = tmp_path / "storyboards"
     tiny_storyboard(root, "alpha", n_shots=2)
     workspace = WorkspaceResource(storyboards=str(root), home=str(tmp_path / "home"))
@@ -126,7 +151,9 @@ def tick(defs: dg.Definitions, name: str, instance: dg.DagsterInstance, **resour
 
 
 def _sweep(instance: dg.DagsterInstance, workspace: WorkspaceResource, generator: GeneratorResource):
-    return tick(build_definitions({}), "nightly_sweep", instance, workspace=workspace, generator=generator)
+    return tick(
+        build_definitions(Settings.from_env({})), "nightly_sweep", instance, workspace=workspace, generator=generator
+    )
 
 
 def test_nightly_sweep_retries_failed_shots_cheapest_first_within_the_budget(
@@ -150,8 +177,10 @@ def test_nightly_sweep_retries_failed_shots_cheapest_first_within_the_budget(
     }
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("publishing under a file fails")
-    ok_job = build_definitions(env).resolve_job_def("clip_job")
-    broken_publish = build_definitions({**env, "SHOTLINE_PUBLISH_URI": str(blocked)}).resolve_job_def("clip_job")
+    ok_job = build_definitions(Settings.from_env(env)).resolve_job_def("clip_job")
+    broken_publish = build_definitions(
+        Settings.from_env({**env, "SHOTLINE_PUBLISH_URI": str(blocked)})
+    ).resolve_job_def("clip_job")
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("shots", keys)
 
@@ -215,7 +244,7 @@ def test_nightly_refresh_recuts_stale_reels_and_rebuilds_every_ledger(
         "SHOTLINE_PUBLISH_URI": str(tmp_path / "published"),
     }
     workspace = WorkspaceResource(storyboards=str(root), home=env["SHOTLINE_HOME"])
-    defs = build_definitions(env)
+    defs = build_definitions(Settings.from_env(env))
     ledger = [dg.AssetKey("production_ledger")]
 
     def planned(instance: dg.DagsterInstance) -> list[tuple[str, object]]:
@@ -257,7 +286,7 @@ def test_post_processing_follows_generation_and_nothing_paid_starts_by_itself(
     root = tmp_path / "storyboards"
     tiny_storyboard(root, "auto", n_shots=2, duration=1)
     env = {"SHOTLINE_STORYBOARDS": str(root), "SHOTLINE_HOME": str(tmp_path / "home")}
-    defs = build_definitions(env)
+    defs = build_definitions(Settings.from_env(env))
 
     def requested(result: dg.EvaluateAutomationConditionsResult) -> dict[str, set[str]]:
         return {

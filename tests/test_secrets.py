@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from assets.resources import GeneratorResource, PublisherResource, WorkspaceResource
-from pipelines.definitions import build_definitions, resources_from_env
+from pipelines.definitions import build_definitions, build_resources
 from shotline.config import Settings
 from shotline.db import open_database
 from shotline.db.engine import sqlite_url
@@ -92,7 +92,7 @@ def test_no_secret_in_logs_events_metadata_manifests_or_reprs(
     dagster_home.mkdir()
     found: list[str] = []
     with dg.instance_for_test(temp_dir=str(dagster_home)) as instance:
-        defs = build_definitions(env)
+        defs = build_definitions(Settings.from_env(env))
         keys = ["secrets__s01", "secrets__s02"]
         instance.add_dynamic_partitions("shots", keys)
         job = defs.resolve_job_def("clip_job")
@@ -154,7 +154,7 @@ def test_no_secret_in_logs_events_metadata_manifests_or_reprs(
         GeneratorResource(  # as a run resolves it
             kind="fal", fal_key=FAL_KEY, fal_queue_url=fal.url, fal_rest_url=fal.rest_url, fal_cdn_url=fal.cdn_url
         ),
-        *resources_from_env(env).values(),
+        *build_resources(Settings.from_env(env)).values(),
         WorkspaceResource(storyboards=str(folder.parent), home=str(store.root)),
         PublisherResource(publish_uri=env["SHOTLINE_PUBLISH_URI"]),
         Settings.from_env(env),

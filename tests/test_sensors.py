@@ -10,14 +10,16 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import pytest
 import yaml
 
 from assets.resources import WorkspaceResource
 from pipelines.retention import ARCHIVED
-from pipelines.sensors import reel_sensor, storyboard_sensor
+from pipelines.sensors import build_sensors
+from shotline.operating import OperatingSettings
 from shotline.storyboard import load_storyboard
 from tests.storyboard_factory import tiny_storyboard, write_image, write_storyboard
+
+storyboard_sensor, reel_sensor = build_sensors(OperatingSettings())
 
 _AGO = itertools.count(1000, -1)
 
@@ -131,7 +133,7 @@ def test_only_storyboards_whose_files_changed_are_read_again(tmp_path: Path) -> 
         assert [r.partition_key for r in third.run_requests] == ["beta__s01"]
 
 
-def test_autorun_off_then_on_runs_what_changed_meanwhile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_autorun_off_then_on_runs_what_changed_meanwhile(tmp_path: Path) -> None:
     root = tmp_path / "storyboards"
     folder = tiny_storyboard(root, "alpha", n_shots=2)
     settle(root)
@@ -140,15 +142,14 @@ def test_autorun_off_then_on_runs_what_changed_meanwhile(tmp_path: Path, monkeyp
         apply(instance, first)
         publish(instance, folder, "s01", "s02")
 
-        monkeypatch.setenv("SHOTLINE_AUTORUN", "0")
+        registering_only, _ = build_sensors(OperatingSettings(autorun=False))  # SHOTLINE_AUTORUN=0
         change(folder, 1, "changed while autorun was off")
         settle(root)
-        off = evaluate(storyboard_sensor, instance, root, tmp_path, cursor=first.cursor)
+        off = evaluate(registering_only, instance, root, tmp_path, cursor=first.cursor)
         assert off.run_requests == []
-        still_off = evaluate(storyboard_sensor, instance, root, tmp_path, cursor=off.cursor)
+        still_off = evaluate(registering_only, instance, root, tmp_path, cursor=off.cursor)
         assert still_off.run_requests == []
 
-        monkeypatch.setenv("SHOTLINE_AUTORUN", "1")
         on = evaluate(storyboard_sensor, instance, root, tmp_path, cursor=still_off.cursor)
         assert [r.partition_key for r in on.run_requests] == ["alpha__s02"]
         publish(instance, folder, "s02")  # the run happened

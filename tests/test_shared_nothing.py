@@ -26,7 +26,7 @@ from pydantic import SecretStr
 
 from shotline.credentials.keys import development_chain
 from shotline.db import open_database
-from shotline.ledger import LedgerState, RequestLedger
+from shotline.fal.ledger import LedgerState, RequestLedger
 from tests.fakes.fal_server import MODEL, FakeFal
 from tests.fakes.s3_server import S3Env
 from tests.postgres_server import Postgres
@@ -40,6 +40,7 @@ WAIT_S = 180.0  # a generous bound for a child to reach a point; never an assert
 def child(partition_key: str, assets: str) -> int:
     """One host's run: clip_job (the given assets) for one shot on the shared Dagster instance."""
     from pipelines.definitions import build_definitions
+    from shotline.config import Settings
 
     instance = dg.DagsterInstance.get()
     for kind, key in (("shots", partition_key), ("storyboards", partition_key.split("__")[0])):
@@ -49,7 +50,7 @@ def child(partition_key: str, assets: str) -> int:
         except Exception:  # another host added it at the same moment
             pass
     result = (
-        build_definitions()
+        build_definitions(Settings.from_env())
         .resolve_job_def("clip_job")
         .execute_in_process(
             partition_key=partition_key,
@@ -70,8 +71,8 @@ def child(partition_key: str, assets: str) -> int:
 
 def race_worker(database_url: str, home: str, fal_url: str, request_json: str) -> int:
     """One of several workers generating the same clip at once (shared database, own home)."""
+    from shotline.fal.generator import build_fal_generator
     from shotline.generators.base import GenerationRequest
-    from shotline.generators.fal import build_fal_generator
     from shotline.store import WorkStore
 
     request = GenerationRequest.model_validate_json(request_json)

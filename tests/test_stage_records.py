@@ -15,11 +15,12 @@ import pytest
 from assets.clip_prompt import clip_prompt
 from assets.source_image import source_image as source_image_asset
 from assets.upstream import RECORD_KEY, RECORD_KIND, latest_record
-from pipelines.definitions import resources_from_env
+from pipelines.definitions import build_resources
+from shotline.config import Settings
 from shotline.errors import MediaError
 from shotline.finishing import CutReel, FinishedClip
-from shotline.generation import GeneratedClip
 from shotline.generators.base import GenerationResult
+from shotline.generators.cache import GeneratedClip
 from shotline.hashing import stable_hash
 from shotline.images import source_image
 from shotline.manifest import ReelClip
@@ -383,7 +384,7 @@ def test_the_assets_write_their_records_to_the_shared_store(s3_env: S3Env, tmp_p
             [source_image_asset, clip_prompt],
             partition_key="alpha__s01",
             instance=instance,
-            resources=resources_from_env(env),
+            resources=build_resources(Settings.from_env(env)),
         )
         assert result.success
         elsewhere = s3_store(s3_env, tmp_path / "other-host")

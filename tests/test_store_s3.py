@@ -345,6 +345,7 @@ def test_final_clip_on_a_host_that_never_made_the_raw_clip(
 
     from assets.upstream import latest_metadata_or_none
     from pipelines.definitions import build_definitions
+    from shotline.config import Settings
     from tests.storyboard_factory import tiny_storyboard
 
     monkeypatch.delenv("FAL_KEY", raising=False)
@@ -357,7 +358,9 @@ def test_final_clip_on_a_host_that_never_made_the_raw_clip(
     key = "tiny__s01"
 
     def run_on(home: Path, assets: list[str], instance: dg.DagsterInstance) -> None:
-        job = build_definitions({**shared, "SHOTLINE_HOME": str(home)}).resolve_implicit_global_asset_job_def()
+        job = build_definitions(
+            Settings.from_env({**shared, "SHOTLINE_HOME": str(home)})
+        ).resolve_implicit_global_asset_job_def()
         selection = [dg.AssetKey(a) for a in assets]
         assert job.execute_in_process(partition_key=key, instance=instance, asset_selection=selection).success
 

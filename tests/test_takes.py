@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from shotline.errors import StoryboardError
-from shotline.generation import clip_key
+from shotline.generators.cache import clip_key
 from shotline.media.probe import probe
 from shotline.storyboard import load_storyboard
 from tests.fakes.fal_server import FakeFal

@@ -24,6 +24,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from assets.upstream import latest_metadata_or_none
 from pipelines.definitions import build_definitions
+from shotline.config import Settings
 from shotline.storyboard import load_storyboard
 from tests.dagster_ui import REPO, DagsterDev, dev_instance_yaml
 from tests.fakes.fal_server import TEST_KEY, FakeFal
@@ -154,7 +155,7 @@ def console(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Itera
             storyboard = load_storyboard(folder)
             run_storyboard(storyboard, env, instance)
             good, damaged = (shot.partition_key for shot in storyboard.shots)
-            defs = build_definitions(env)
+            defs = build_definitions(Settings.from_env(env))
             video = Path(
                 str(latest_metadata_or_none(instance, "published_clip", damaged)["uri"]).removeprefix("file://")
             )

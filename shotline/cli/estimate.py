@@ -19,10 +19,10 @@ from shotline.clip_index import ClipIndex
 from shotline.config import Settings
 from shotline.db import Database, open_database
 from shotline.errors import InputError, StoryboardError
-from shotline.generation import cached_clip, clip_key
+from shotline.fal.ledger import LedgerState, RequestLedger
+from shotline.fal.pricing import estimate_cost
+from shotline.generators.cache import cached_clip, shot_clip_key
 from shotline.images import source_image
-from shotline.ledger import LedgerState, RequestLedger
-from shotline.pricing import estimate_cost
 from shotline.prompts import render_prompt
 from shotline.store import WorkStore, open_store
 from shotline.storyboard import Shot, Storyboard, load_storyboard
@@ -55,15 +55,7 @@ def why_free(sb: Storyboard, shot: Shot, store: WorkStore, db: Database, scratch
         prompt = render_prompt(sb, shot).text
     except InputError:
         return ""
-    key = clip_key(
-        generator="fal",
-        model=settings.fal_model,
-        image_sha256=image.sha256,
-        prompt=prompt,
-        duration=shot.duration,
-        resolution=shot.resolution,
-        take=shot.take,
-    )
+    key = shot_clip_key(shot, image.sha256, prompt, generator="fal", model=settings.fal_model)
     if cached_clip(key, store, ClipIndex(db)) is not None:
         return "cached"
     ledger = RequestLedger(db)

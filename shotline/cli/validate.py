@@ -1,7 +1,8 @@
 """`shotline validate <storyboard>...`: every check that needs no money, offline, every problem listed.
 
 For each storyboard: the file (syntax, fields, ids, durations, resolutions, trims, templates and images
-present and inside the folder), each shot's prompt rendered in the sandbox, each local image opened,
+present and inside the folder, effects registered with valid parameters), each shot's effects held to
+its length, each shot's prompt rendered in the sandbox, each local image opened,
 validated and normalised in memory, each URL held to the URL policy (SHOTLINE_ALLOW_HTTP,
 SHOTLINE_ALLOW_HOSTS) without being fetched or even resolved. Exit code 1 if anything is wrong.
 """
@@ -16,6 +17,7 @@ from shotline.cli.targets import storyboard_folder
 from shotline.config import Settings
 from shotline.errors import InputError, UrlRefused
 from shotline.images import check_image
+from shotline.media.effects import shot_problems
 from shotline.netguard import UrlPolicy
 from shotline.prompts import render_prompt
 from shotline.storyboard import STORYBOARD_FILE, Storyboard, inspect_storyboard
@@ -60,6 +62,8 @@ def validate_storyboard(folder: str | Path, policy: UrlPolicy) -> tuple[Storyboa
                 render_prompt(storyboard, shot)
             except InputError as exc:
                 problems.append(exc)
+        for field, message in shot_problems(shot.effects, shot.kept_duration):
+            problems.append(InputError(message, storyboard=storyboard.id, shot=shot.id, field=field))
         if (shot.id, "image") not in flagged:
             try:
                 check_image(shot.image, storyboard.folder, storyboard_id=storyboard.id, shot_id=shot.id, policy=policy)

@@ -190,6 +190,9 @@ def finishing_actions(render: FinishResult) -> list[dict[str, Any]]:
             add("c2pa.edited", f"trimmed to {step['start_s']:.3f}-{step['end_s']:.3f} s of the generated clip")
         elif kind == "speed":
             add("c2pa.edited", f"played at {step['factor']:g}x speed (audio pitch kept)")
+        elif kind == "effect":
+            params = ", ".join(f"{k}={v}" for k, v in step.get("params", {}).items())
+            add(step.get("action", "c2pa.filtered"), f"effect {step['effect']}({params})")
         elif kind == "colour" and step.get("converted"):
             add("c2pa.color_adjustments", f"colour converted from {step['from']} to BT.709")
         elif kind == "fit":

@@ -9,12 +9,10 @@ request. When a submit's answer is lost after its body went out, `SubmitOutcomeU
 from __future__ import annotations
 
 import hashlib
-import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -22,6 +20,7 @@ import httpx
 from pydantic import SecretStr, ValidationError
 
 from shotline.errors import UrlRefused
+from shotline.fal._http import FalHttpClient, Retry
 from shotline.fal.errors import (
     FalAuthError,
     FalDeadlineExceeded,
@@ -44,11 +43,9 @@ from shotline.fal.models import (
     VideoResult,
 )
 from shotline.fal.outcomes import classify, is_final_answer
-from shotline.fal.retry import Backoff, is_transient_status, retry_after_s
+from shotline.fal.retry import is_transient_status, retry_after_s
 from shotline.fsutil import atomic_path
 from shotline.netguard import UrlPolicy, guarded_stream
-
-logger = logging.getLogger("shotline.fal")
 
 DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=30.0)
 # A status answer is a few hundred bytes: one that takes longer than this is a hung call, retried.
@@ -77,7 +74,7 @@ class LogWindow:
         return fresh
 
 
-class FalQueueClient:
+class FalQueueClient(FalHttpClient):
     """One fal model's queue, over httpx. Use as a context manager (or call `close()`)."""
 
     def __init__(
@@ -100,48 +97,33 @@ class FalQueueClient:
         clock: ClockFn = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
-        if not key.get_secret_value().strip():
-            raise ValueError("the fal key is empty: set FAL_KEY")
         segments = [s for s in model.strip("/").split("/") if s]
         owner_len = 3 if segments and segments[0] in _NAMESPACES else 2
         if len(segments) < owner_len:
             raise ValueError(f"fal model id {model!r} is not of the form owner/app[/path]")
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
+        super().__init__(
+            key,
+            transport=transport,
+            timeout=timeout,
+            max_attempts=max_attempts,
+            backoff_base=backoff_base,
+            backoff_cap=backoff_cap,
+            max_retry_after=max_retry_after,
+            sleep=sleep,
+            rng=rng,
+            headers={"Accept": "application/json"},
+        )
         self.base_url = base_url.rstrip("/")
         self.model = "/".join(segments)
         self.app_id = "/".join(segments[:owner_len])
         self.status_timeout = status_timeout
         self.poll_interval = poll_interval
         self.max_poll_interval = max(max_poll_interval, poll_interval)
-        self.max_attempts = max_attempts
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
-        self.max_retry_after = max_retry_after
         self.media_origins = tuple(media_origins)
-        self._key = key
-        self._sleep = sleep
         self._clock = clock
-        self._waits = Backoff(backoff_base, backoff_cap, max_retry_after, rng or random.Random())
-        self._http = httpx.Client(
-            transport=transport,
-            timeout=timeout,
-            headers={"User-Agent": f"shotline/0.1 httpx/{httpx.__version__}", "Accept": "application/json"},
-        )
 
     def __repr__(self) -> str:
         return f"FalQueueClient(base_url={self.base_url!r}, model={self.model!r}, key=SecretStr('**********'))"
-
-    def __enter__(self) -> FalQueueClient:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._http.close()
 
     # -- URLs -------------------------------------------------------------------------------------------
 
@@ -181,7 +163,7 @@ class FalQueueClient:
         """POST the model input once. Never retried (see the module docstring)."""
         body = payload.model_dump() if isinstance(payload, SubmitPayload) else dict(payload)
         url = f"{self.base_url}/{self.model}"
-        headers = self._auth_headers()
+        headers = self._key_auth()
         if start_timeout_s is not None:
             # the start timeout, in the header name fal's SDKs send: on expiry fal answers 504 + "user"
             headers["X-Fal-Request-Timeout"] = f"{start_timeout_s:g}"
@@ -340,9 +322,8 @@ class FalQueueClient:
         Media URLs are public CDN links, so the fal key is not sent. Transient failures, including a body cut
         short, restart the download, within the bounded attempts."""
         dest = Path(dest_path)
-        problem = ""
-        for attempt in range(1, self.max_attempts + 1):
-            delay: float | None = None
+
+        def once() -> tuple[int, str] | Retry[tuple[int, str]]:
             try:
                 # netguard: every hop must be public, or the configured queue origin, or allow-listed
                 policy = UrlPolicy.from_env().trusting(self.base_url)
@@ -353,33 +334,28 @@ class FalQueueClient:
                         content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
                         if content_type.startswith(_MEDIA_TYPES_ACCEPTED):
                             return self._save(response, dest, url, content_type, expected_size, max_bytes)
-                        problem = f"content type {content_type or 'missing'!r} is not a video"
-                    elif _is_transient(response):
-                        response.read()
-                        problem = _describe(response)
-                        delay = retry_after_s(response, self.max_retry_after)
-                    else:
-                        response.read()
-                        raise FalMediaError(
-                            f"fal video {url} could not be downloaded: {_describe(response)} "
-                            "(fal keeps generated media for at least 7 days; it may have expired)",
-                            retryable=False,
-                            billed=True,
-                            status_code=response.status_code,
-                        )
+                        return Retry(f"content type {content_type or 'missing'!r} is not a video")
+                    response.read()
+                    if _is_transient(response):
+                        return Retry(_describe(response), retry_after_s(response, self.max_retry_after))
+                    raise FalMediaError(
+                        f"fal video {url} could not be downloaded: {_describe(response)} "
+                        "(fal keeps generated media for at least 7 days; it may have expired)",
+                        retryable=False,
+                        billed=True,
+                        status_code=response.status_code,
+                    )
             except UrlRefused as exc:
                 raise FalMediaError(f"fal video URL refused: {exc}", retryable=False, billed=True) from None
-            except httpx.TransportError as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-            if attempt < self.max_attempts:
-                delay = self._waits.delay(attempt) if delay is None else delay
-                logger.info("download of %s failed (%s); retrying in %.2f s", url, problem, delay)
-                self._sleep(delay)
-        raise FalMediaError(
-            f"fal video {url} could not be downloaded after {self.max_attempts} attempts: {problem}",
-            retryable=True,
-            billed=True,
-        )
+
+        def failed(problem: str, tried: int) -> FalError:
+            return FalMediaError(
+                f"fal video {url} could not be downloaded after {tried} attempts: {problem}",
+                retryable=True,
+                billed=True,
+            )
+
+        return self._retrying(once, what=f"fal download of {url}", exhausted=failed)
 
     def _save(
         self,
@@ -420,9 +396,6 @@ class FalQueueClient:
 
     # -- plumbing ---------------------------------------------------------------------------------------
 
-    def _auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Key {self._key.get_secret_value()}"}
-
     def _request(
         self,
         method: str,
@@ -436,42 +409,25 @@ class FalQueueClient:
     ) -> httpx.Response:
         """Send with retries. Returns the last response (which may still be an error once retries are spent);
         raises FalUnavailable if the last attempt failed in transport, FalAuthError on 401/403."""
-        problem = ""
-        max_attempts = min(attempts or self.max_attempts, self.max_attempts)
-        for attempt in range(1, max_attempts + 1):
-            delay: float | None = None
-            try:
-                response = self._http.request(
-                    method,
-                    url,
-                    params=params,
-                    headers=self._auth_headers(),
-                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-                )
-            except httpx.TransportError as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-                if attempt == max_attempts:
-                    break
-            else:
-                if response.status_code in (401, 403):
-                    raise _auth_error(response, f"fal {what}")
-                if not _is_transient(response) or (final is not None and final(response)):
-                    return response
-                if attempt == max_attempts:
-                    return response
-                problem = _describe(response)
-                delay = retry_after_s(response, self.max_retry_after)
-            delay = self._waits.delay(attempt) if delay is None else delay
-            logger.info(
-                "fal %s: %s; retrying in %.2f s (attempt %d of %d)",
-                what,
-                problem,
-                delay,
-                attempt + 1,
-                max_attempts,
+
+        def once() -> httpx.Response | Retry[httpx.Response]:
+            response = self._http.request(
+                method,
+                url,
+                params=params,
+                headers=self._key_auth(),
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
-            self._sleep(delay)
-        raise FalUnavailable(f"fal {what} failed after {max_attempts} attempts: {problem}", retryable=True)
+            if response.status_code in (401, 403):
+                raise _auth_error(response, f"fal {what}")
+            if not _is_transient(response) or (final is not None and final(response)):
+                return response
+            return Retry(_describe(response), retry_after_s(response, self.max_retry_after), fallback=response)
+
+        def unavailable(problem: str, tried: int) -> FalError:
+            return FalUnavailable(f"fal {what} failed after {tried} attempts: {problem}", retryable=True)
+
+        return self._retrying(once, what=f"fal {what}", exhausted=unavailable, attempts=attempts)
 
     def _submit_error(self, url: str, response: httpx.Response) -> FalError:
         code = response.status_code

@@ -1,4 +1,19 @@
-"""Errors of the fal queue client, each a GenerationError saying whether a retry may help and may bill.
+"""Errors of the fal clients, each a GenerationError saying whether a retry may help and whether fal may bill.
+
+    ShotlineError
+    └── GenerationError              .retryable, .billed (True, False, None = maybe), .request_id
+        └── FalError                 fal answered, or failed to: .status_code, .error_type, .detail
+            ├── FalAuthError         401 (bad key) or 403 (account locked): a human acts, never retried
+            ├── FalValidationError   422 on submit: fal refused the input, .problems
+            ├── FalRequestFailed     a submitted request ended in failure
+            ├── FalUnavailable       still failing after the bounded retries; the request may be fine
+            ├── FalProtocolError     an answer this client does not understand
+            ├── FalMediaError        the video could not be downloaded, or is not what it should be
+            ├── FalDeadlineExceeded  the per-clip deadline passed first
+            ├── SubmitNotSent        the submit never left: submitting again is safe
+            ├── SubmitOutcomeUnknown the submit went out, no answer came back: maybe billed, never retried
+            ├── FalStorageError      an upload to fal storage or the check of one (shotline.fal.storage)
+            └── FalPlatformError     the platform API's request listing (shotline.fal.platform)
 
 Messages carry fal's own explanation (the `detail` text or list) and never the API key.
 """
@@ -105,3 +120,8 @@ def format_detail(detail: Any) -> str:
     if isinstance(detail, dict):
         return format_detail(detail.get("detail") or detail.get("message") or str(detail))
     return str(detail)
+
+
+def add_context(exc: GenerationError, message: str) -> None:
+    """Reword the error (same class, same flags, same cause) to say which clip it is about."""
+    exc.args = (message,)

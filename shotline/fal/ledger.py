@@ -119,6 +119,11 @@ class LedgerEntry(BaseModel):
     def where(self) -> str:
         return f"storyboard {self.storyboard_id!r}, shot {self.shot_id!r}"
 
+    @property
+    def submitted_elsewhere(self) -> bool:
+        """Whether another process submitted this attempt (this one is picking it up)."""
+        return (self.host, self.pid) != (socket.gethostname(), os.getpid())
+
     def public_view(self) -> dict[str, Any]:
         """What an observer (Dagster's event log, the UI) may see: no image bytes, URLs without their query
         or user info, no budget bookkeeping. None values are left out."""

@@ -17,16 +17,16 @@ import random
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
 from typing import Any, Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator
 
-from shotline.fal.errors import FalAuthError, FalError, format_detail
-from shotline.fal.retry import Backoff, is_transient_status, retry_after_s
-
-logger = logging.getLogger("shotline.fal.platform")
+from shotline.fal._http import FalHttpClient, Retry, detail_of
+from shotline.fal.errors import FalAuthError, FalError
+from shotline.fal.models import ResultAnswer, VideoResult
+from shotline.fal.outcomes import classify_answer
+from shotline.fal.retry import is_transient_status, retry_after_s
 
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=30.0)
 DEFAULT_MAX_PAGES = 50
@@ -73,6 +73,20 @@ class PlatformRequest(BaseModel):
         """`sent_at`, or the next best timestamp the item carries."""
         return self.sent_at or self.started_at or self.ended_at
 
+    def answer(self) -> ResultAnswer | None:
+        """The request's final answer as the listing keeps it (after the queue forgot it, about an hour on):
+        classified like a result answer; None when unfinished, or a success without a usable video."""
+        if self.status_code is None:
+            return None
+        outcome = classify_answer(int(self.status_code), {}, self.json_output)
+        video = None
+        if outcome.succeeded:
+            try:
+                video = VideoResult.model_validate(self.json_output).video
+            except ValidationError:
+                return None
+        return ResultAnswer(outcome=outcome, video=video)
+
 
 class _Page(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -82,8 +96,10 @@ class _Page(BaseModel):
     has_more: bool = False
 
 
-class FalPlatform:
+class FalPlatform(FalHttpClient):
     """fal's platform API host, over httpx. Use as a context manager (or call `close()`)."""
+
+    logger = logging.getLogger("shotline.fal.platform")
 
     def __init__(
         self,
@@ -100,38 +116,25 @@ class FalPlatform:
         sleep: SleepFn = time.sleep,
         rng: random.Random | None = None,
     ) -> None:
-        if not key.get_secret_value().strip():
-            raise ValueError("the fal key is empty: set FAL_KEY")
-        if max_attempts < 1 or max_pages < 1:
-            raise ValueError("max_attempts and max_pages must be at least 1")
-        self.api_url = api_url.rstrip("/")
-        self.max_attempts = max_attempts
-        self.max_pages = max_pages
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
-        self.max_retry_after = max_retry_after
-        self._key = key
-        self._sleep = sleep
-        self._waits = Backoff(backoff_base, backoff_cap, max_retry_after, rng or random.Random())
-        self._http = httpx.Client(
+        if max_pages < 1:
+            raise ValueError("max_pages must be at least 1")
+        super().__init__(
+            key,
             transport=transport,
             timeout=timeout,
-            headers={"User-Agent": f"shotline/0.1 httpx/{httpx.__version__}", "Accept": "application/json"},
+            max_attempts=max_attempts,
+            backoff_base=backoff_base,
+            backoff_cap=backoff_cap,
+            max_retry_after=max_retry_after,
+            sleep=sleep,
+            rng=rng,
+            headers={"Accept": "application/json"},
         )
+        self.api_url = api_url.rstrip("/")
+        self.max_pages = max_pages
 
     def __repr__(self) -> str:
         return f"FalPlatform(api_url={self.api_url!r}, key=SecretStr('**********'))"
-
-    def __enter__(self) -> FalPlatform:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._http.close()
 
     # -- queries ----------------------------------------------------------------------------------------
 
@@ -207,45 +210,36 @@ class FalPlatform:
             ) from None
 
     def _get(self, url: str, params: dict[str, str | int]) -> httpx.Response:
-        problem = ""
-        for attempt in range(1, self.max_attempts + 1):
-            delay: float | None = None
-            try:
-                response = self._http.get(url, params=params, headers=self._auth_headers())
-            except httpx.TransportError as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-            else:
-                if response.is_success:
-                    return response
-                code = response.status_code
-                detail = _detail(response)
-                if code in (401, 403):
-                    raise FalAuthError(
-                        f"fal platform API refused the key (HTTP {code}): it requires an API key of scope user "
-                        "or enterprise ('Requires API key (user or enterprise)'); an admin-only or app key will "
-                        f"not do, check FAL_KEY{f' (fal said: {detail})' if detail else ''}",
-                        status_code=code,
-                        detail=detail,
-                    )
-                problem = f"HTTP {code}" + (f": {detail}" if detail else "")
-                if not is_transient_status(code):
-                    raise FalPlatformError(
-                        f"fal platform: listing requests failed: {problem}",
-                        retryable=False,
-                        status_code=code,
-                        detail=detail,
-                    )
-                delay = retry_after_s(response, self.max_retry_after)
-            if attempt < self.max_attempts:
-                delay = self._waits.delay(attempt) if delay is None else delay
-                logger.info("fal platform listing: %s; retrying in %.2f s", problem, delay)
-                self._sleep(delay)
-        raise FalPlatformError(
-            f"fal platform: listing requests failed after {self.max_attempts} attempts: {problem}", retryable=True
-        )
+        def once() -> httpx.Response | Retry[httpx.Response]:
+            response = self._http.get(url, params=params, headers=self._key_auth())
+            if response.is_success:
+                return response
+            code = response.status_code
+            detail = detail_of(response)
+            if code in (401, 403):
+                raise FalAuthError(
+                    f"fal platform API refused the key (HTTP {code}): it requires an API key of scope user "
+                    "or enterprise ('Requires API key (user or enterprise)'); an admin-only or app key will "
+                    f"not do, check FAL_KEY{f' (fal said: {detail})' if detail else ''}",
+                    status_code=code,
+                    detail=detail,
+                )
+            problem = f"HTTP {code}" + (f": {detail}" if detail else "")
+            if not is_transient_status(code):
+                raise FalPlatformError(
+                    f"fal platform: listing requests failed: {problem}",
+                    retryable=False,
+                    status_code=code,
+                    detail=detail,
+                )
+            return Retry(problem, retry_after_s(response, self.max_retry_after))
 
-    def _auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Key {self._key.get_secret_value()}"}
+        def failed(problem: str, tried: int) -> FalError:
+            return FalPlatformError(
+                f"fal platform: listing requests failed after {tried} attempts: {problem}", retryable=True
+            )
+
+        return self._retrying(once, what="fal platform listing", exhausted=failed)
 
 
 def _same_json(value: Any, wanted: str) -> bool:
@@ -265,13 +259,3 @@ def _utc_z(when: datetime, *, up: bool) -> str:
     if up and whole != when:
         whole += timedelta(seconds=1)
     return whole.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _detail(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return ""
-    if isinstance(body, dict):
-        return format_detail(body.get("detail") or body.get("error") or body.get("message"))[:300]
-    return ""

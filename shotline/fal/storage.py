@@ -20,18 +20,16 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
 from typing import Any, Literal, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from shotline.errors import UrlRefused
-from shotline.fal.errors import FalAuthError, FalError, format_detail
-from shotline.fal.retry import Backoff, is_transient_status
+from shotline.fal._http import USER_AGENT, FalHttpClient, Retry, detail_of
+from shotline.fal.errors import FalAuthError, FalError
+from shotline.fal.retry import is_transient_status
 from shotline.netguard import UrlPolicy, guarded_client, redact
-
-logger = logging.getLogger("shotline.fal.storage")
 
 DATA_URI_MAX_BYTES = 4096  # a data URI only for tiny images: fal advises against them above a few KB
 STORAGE_TYPE = "fal-cdn-v3"
@@ -72,8 +70,10 @@ class _Initiated(BaseModel):
     file_url: str
 
 
-class FalStorage:
+class FalStorage(FalHttpClient):
     """fal's storage hosts, over httpx. Use as a context manager (or call `close()`). Thread-safe."""
+
+    logger = logging.getLogger("shotline.fal.storage")
 
     def __init__(
         self,
@@ -91,40 +91,30 @@ class FalStorage:
         now: NowFn = lambda: datetime.now(UTC),
         rng: random.Random | None = None,
     ) -> None:
-        if not key.get_secret_value().strip():
-            raise ValueError("the fal key is empty: set FAL_KEY")
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
+        super().__init__(
+            key,
+            transport=transport,
+            timeout=timeout,
+            max_attempts=max_attempts,
+            backoff_base=backoff_base,
+            backoff_cap=backoff_cap,
+            sleep=sleep,
+            rng=rng,
+        )
         self.rest_url = rest_url.rstrip("/")
         self.cdn_url = cdn_url.rstrip("/")
-        self.max_attempts = max_attempts
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
-        self._key = key
-        self._sleep = sleep
         self._now = now
-        self._waits = Backoff(backoff_base, backoff_cap, rng=rng or random.Random())
         self._token: _CdnToken | None = None
         self._token_lock = threading.Lock()
-        headers = {"User-Agent": f"shotline/0.1 httpx/{httpx.__version__}"}
-        self._http = httpx.Client(transport=transport, timeout=timeout, headers=headers)
         # netguard: presigned upload URLs and uploaded files are fal's answers, checked on every hop
         policy = (policy or UrlPolicy.from_env()).trusting(self.rest_url).trusting(self.cdn_url)
-        self._guarded = guarded_client(policy, timeout=timeout, headers=headers)
+        self._guarded = guarded_client(policy, timeout=timeout, headers={"User-Agent": USER_AGENT})
 
     def __repr__(self) -> str:
         return f"FalStorage(rest_url={self.rest_url!r}, cdn_url={self.cdn_url!r}, key=SecretStr('**********'))"
 
-    def __enter__(self) -> FalStorage:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
     def close(self) -> None:
-        self._http.close()
+        super().close()
         self._guarded.close()
 
     # -- uploads ----------------------------------------------------------------------------------------
@@ -135,7 +125,7 @@ class FalStorage:
         try:
             return self._upload_with_token(data, content_type, file_name, lifecycle)
         except FalError as primary:
-            logger.info("fal storage: the CDN token upload failed (%s); trying initiate + PUT", primary)
+            self.logger.info("fal storage: the CDN token upload failed (%s); trying initiate + PUT", primary)
             try:
                 return self._upload_initiated(data, content_type, file_name, lifecycle)
             except FalError as fallback:
@@ -224,8 +214,8 @@ class FalStorage:
         """Whether an uploaded URL still serves its file (reads one byte at most). 404, 410, 403 (and 401)
         mean no; transport trouble and 5xx, after the retries, raise FalStorageError."""
         shown = redact(url)
-        problem = ""
-        for attempt in range(1, self.max_attempts + 1):
+
+        def once() -> bool | Retry[bool]:
             try:
                 with self._guarded.stream("GET", url, headers={"Range": "bytes=0-0"}) as response:
                     code = response.status_code
@@ -239,21 +229,18 @@ class FalStorage:
                             retryable=False,
                             status_code=code,
                         )
-                    problem = f"HTTP {code}"
+                    return Retry(f"HTTP {code}")
             except UrlRefused as exc:
                 raise FalStorageError(f"fal storage: URL refused: {exc}", retryable=False) from None
-            except httpx.TransportError as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-            if attempt < self.max_attempts:
-                self._sleep(self._waits.delay(attempt))
-        raise FalStorageError(
-            f"fal storage: could not check {shown} after {self.max_attempts} attempts: {problem}", retryable=True
-        )
+
+        def failed(problem: str, tried: int) -> FalError:
+            return FalStorageError(
+                f"fal storage: could not check {shown} after {tried} attempts: {problem}", retryable=True
+            )
+
+        return self._retrying(once, what=f"fal storage check of {shown}", exhausted=failed)
 
     # -- plumbing ---------------------------------------------------------------------------------------
-
-    def _key_auth(self) -> dict[str, str]:
-        return {"Authorization": f"Key {self._key.get_secret_value()}"}
 
     def _call(
         self,
@@ -267,37 +254,34 @@ class FalStorage:
     ) -> httpx.Response:
         """Send with bounded retries; return a 2xx response or raise (FalAuthError on a refused key or token)."""
         shown = redact(url)
-        problem = ""
-        for attempt in range(1, self.max_attempts + 1):
+
+        def once() -> httpx.Response | Retry[httpx.Response]:
             try:
                 response = (client or self._http).request(method, url, **kwargs)
             except UrlRefused as exc:
                 raise FalStorageError(f"fal storage {what}: URL refused: {exc}", retryable=False) from None
-            except httpx.TransportError as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-            else:
-                if response.is_success:
-                    return response
-                detail = _detail(response)
-                code = response.status_code
-                if code in (401, 403) and auth != "presigned":
-                    raise FalAuthError(_auth_message(what, code, detail, auth), status_code=code, detail=detail)
-                problem = f"HTTP {code}" + (f": {detail}" if detail else "")
-                if not is_transient_status(code):
-                    raise FalStorageError(
-                        f"fal storage {what} ({method} {shown}): {problem}",
-                        retryable=False,
-                        status_code=code,
-                        detail=detail,
-                    )
-            if attempt < self.max_attempts:
-                delay = self._waits.delay(attempt)
-                logger.info("fal storage %s: %s; retrying in %.2f s", what, problem, delay)
-                self._sleep(delay)
-        raise FalStorageError(
-            f"fal storage {what} ({method} {shown}) failed after {self.max_attempts} attempts: {problem}",
-            retryable=True,
-        )
+            if response.is_success:
+                return response
+            detail = detail_of(response)
+            code = response.status_code
+            if code in (401, 403) and auth != "presigned":
+                raise FalAuthError(_auth_message(what, code, detail, auth), status_code=code, detail=detail)
+            problem = f"HTTP {code}" + (f": {detail}" if detail else "")
+            if not is_transient_status(code):
+                raise FalStorageError(
+                    f"fal storage {what} ({method} {shown}): {problem}",
+                    retryable=False,
+                    status_code=code,
+                    detail=detail,
+                )
+            return Retry(problem)
+
+        def failed(problem: str, tried: int) -> FalError:
+            return FalStorageError(
+                f"fal storage {what} ({method} {shown}) failed after {tried} attempts: {problem}", retryable=True
+            )
+
+        return self._retrying(once, what=f"fal storage {what}", exhausted=failed)
 
 
 def _lifecycle_headers(expires_in_s: int | None) -> dict[str, str]:
@@ -320,16 +304,6 @@ def _auth_message(what: str, code: int, detail: str, auth: Auth) -> str:
         f"fal storage {what}: HTTP 403: the fal account is locked or may not use storage; a human has to sort "
         f"it out on fal's dashboard{said}"
     )
-
-
-def _detail(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return ""
-    if isinstance(body, dict):
-        return format_detail(body.get("detail") or body.get("error") or body.get("message"))[:300]
-    return ""
 
 
 def _parse(response: httpx.Response, model: type[M], what: str) -> M:

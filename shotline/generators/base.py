@@ -32,6 +32,11 @@ class GenerationRequest(BaseModel):
     duration: int = Field(ge=1, le=15)
     resolution: Resolution = "720p"
 
+    @property
+    def where(self) -> str:
+        """Which clip this is, for messages: "storyboard 'id', shot 'id'"."""
+        return f"storyboard {self.storyboard_id!r}, shot {self.shot_id!r}"
+
 
 class GenerationOutcome(BaseModel):
     """What came back, whoever made it, as later stages record it: everything but where one host keeps the

@@ -1,4 +1,4 @@
-"""Generation with a content-addressed cache: a clip whose inputs did not change is never generated twice.
+"""Generating through the clip cache: a clip whose inputs did not change is never generated twice.
 
 The cache key is the generator, model, image sha256, rendered prompt, duration and resolution, and the shot's
 take from take 2 on: raising the take asks for a new generation, going back finds the earlier one. A hit makes
@@ -21,12 +21,11 @@ from pydantic import BaseModel
 from shotline.clip_index import ClipIndex
 from shotline.generators.base import GenerationOutcome, GenerationRequest, GenerationResult, Generator, LogFn
 from shotline.hashing import stable_hash
-from shotline.media.clip_check import DURATION_TOLERANCE_FRAMES, check_clip, inspect_clip
+from shotline.images import SourcedImage, image_url_for_fal
+from shotline.media.clip_check import check_clip
 from shotline.media.clip_facts import ClipFacts
 from shotline.store import StoredObject, WorkStore
-from shotline.storyboard import FIRST_TAKE
-
-__all__ = ["DURATION_TOLERANCE_FRAMES", "ClipFacts", "GeneratedClip", "check_clip", "inspect_clip"]
+from shotline.storyboard import FIRST_TAKE, Shot
 
 
 def clip_key(
@@ -52,6 +51,39 @@ def clip_key(
     return stable_hash(parts)
 
 
+def shot_clip_key(shot: Shot, image_sha256: str, prompt: str, *, generator: str, model: str | None) -> str:
+    """The clip key of `shot` made by `generator` from the still `image_sha256` and the rendered `prompt`."""
+    return clip_key(
+        generator=generator,
+        model=model,
+        image_sha256=image_sha256,
+        prompt=prompt,
+        duration=shot.duration,
+        resolution=shot.resolution,
+        take=shot.take,
+    )
+
+
+def request_for_shot(
+    storyboard_id: str, shot: Shot, image: SourcedImage, prompt: str, generator: Generator
+) -> GenerationRequest:
+    """What `generator` is asked to make for `shot` from its sourced still and rendered prompt."""
+    return GenerationRequest(
+        storyboard_id=storyboard_id,
+        shot_id=shot.id,
+        clip_key=shot_clip_key(shot, image.sha256, prompt, generator=generator.name, model=generator.model),
+        prompt=prompt,
+        image_path=image.path,
+        image_sha256=image.sha256,
+        image_width=image.width,
+        image_height=image.height,
+        # only fal fetches the still by URL; the other generators read the stored file
+        image_url=image_url_for_fal(image) if generator.name == "fal" else None,
+        duration=shot.duration,
+        resolution=shot.resolution,
+    )
+
+
 class GeneratedClipFacts(BaseModel):
     """A generated clip as later stages record it: without where one host keeps the file."""
 
@@ -68,6 +100,38 @@ class GeneratedClipFacts(BaseModel):
     def cost_now_usd(self) -> float:
         """What this materialization spent: nothing when the clip came from the cache."""
         return 0.0 if self.cache_hit else self.result.cost_usd
+
+    def metadata(self) -> dict[str, object]:
+        """Flat values for materialization metadata: the file, who made it, what it cost now and first, its
+        shape, and, when known, the model, fal's request id and timings, and what decoding it found."""
+        result = self.result
+        metadata: dict[str, object] = {
+            "sha256": self.sha256,
+            "size_bytes": self.size,
+            "generator": result.generator,
+            "preview": result.preview,
+            "cost_usd": self.cost_now_usd,
+            "original_cost_usd": result.cost_usd,
+            "cache_hit": self.cache_hit,
+            "duration_s": result.duration_s,
+            "width": result.width,
+            "height": result.height,
+            "fps": result.fps,
+            "clip_key": self.clip_key,
+            "take": self.take,
+        }
+        if result.model:
+            metadata["model"] = result.model
+        if result.request_id:
+            metadata["fal_request_id"] = result.request_id
+        if "inference_s" in result.timings:
+            metadata["inference_time_s"] = float(result.timings["inference_s"])
+        if result.timings:
+            metadata["timings"] = dict(result.timings)
+        if self.checked is not None:
+            metadata["num_frames"] = self.checked.frames
+            metadata["has_audio"] = self.checked.has_audio
+        return metadata
 
 
 class GeneratedClip(GeneratedClipFacts):
@@ -143,5 +207,3 @@ def verify_clip(
     if reported:
         claims[reported_by] = reported
     return check_clip(result.video_path, request, claims=claims)
-
-

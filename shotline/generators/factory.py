@@ -30,10 +30,15 @@ def build_generator(
     if kind == "fal":
         if fal_key is None:
             raise InputError("SHOTLINE_GENERATOR is 'fal' but FAL_KEY is not set", field="FAL_KEY")
-        from shotline.generators.fal import build_fal_generator
+        from shotline.fal.generator import build_fal_generator
 
         return build_fal_generator(
-            store=store, key=fal_key, base_url=fal_queue_url, model=fal_model,
-            budget_usd=budget_usd, deadline_s=deadline_s, **fal_options,
+            store=store,
+            key=fal_key,
+            base_url=fal_queue_url,
+            model=fal_model,
+            budget_usd=budget_usd,
+            deadline_s=deadline_s,
+            **fal_options,
         )
     raise InputError(f"unknown generator {kind!r}: use 'fal' or 'preview'", field="SHOTLINE_GENERATOR")

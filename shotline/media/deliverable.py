@@ -17,7 +17,8 @@ from shotline.errors import MediaError
 from shotline.media.encoding import AUDIO_RATE, FPS
 from shotline.media.probe import VideoInfo, decode_check, edit_lists, faststart_ok, measure_loudness, probe
 
-LOUDNESS_TOLERANCE_LU = 1.0
+# How far a deliverable's integrated loudness may be from its target and pass the check.
+DELIVERABLE_LOUDNESS_TOLERANCE_LU = 1.0
 CHECK_NAMES = (
     "decodes",
     "codec",
@@ -150,8 +151,8 @@ def _loudness(path: Path, info: VideoInfo, e: Expected) -> Outcome:
     silent = not math.isfinite(integrated) or integrated <= -69
     if silent and e.silent_ok:
         return _outcome("loudness", None, "silent track (the source has no sound)", **meta)
-    if silent or abs(integrated - e.loudness_lufs) > LOUDNESS_TOLERANCE_LU:
+    if silent or abs(integrated - e.loudness_lufs) > DELIVERABLE_LOUDNESS_TOLERANCE_LU:
         shown = "silence" if silent else f"{integrated:.1f} LUFS"
         return _outcome("loudness", f"integrated loudness is {shown}, expected {e.loudness_lufs:g} LUFS "
-                        f"within {LOUDNESS_TOLERANCE_LU:g} LU", "", **meta)  # fmt: skip
+                        f"within {DELIVERABLE_LOUDNESS_TOLERANCE_LU:g} LU", "", **meta)  # fmt: skip
     return _outcome("loudness", None, f"{integrated:.1f} LUFS (target {e.loudness_lufs:g})", **meta)

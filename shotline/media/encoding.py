@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 X264Preset = Literal["superfast", "veryfast", "faster", "fast", "medium", "slow"]
 
@@ -65,6 +65,21 @@ class Encoding(BaseModel):
     bframes: int = 2
     audio_bitrate_kbps: int = 192
     threads: int | None = Field(None, ge=1, le=64)  # encoder threads; None = ffmpeg's own choice
+    # Output frame indices that must start a closed GOP (an IDR), besides frame 0 and x264's own: where a reel's
+    # transitions into and out of this clip begin and end, so the reel can copy the clip's body (smart_reel.py).
+    keyframes: tuple[int, ...] = ()
+
+    @field_validator("keyframes")
+    @classmethod
+    def _sorted_positive(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if any(k < 1 for k in v):
+            raise ValueError("keyframes are output frame indices >= 1 (frame 0 is always one)")
+        return tuple(sorted(set(v)))
+
+    def keyframe_args(self) -> list[str]:
+        if not self.keyframes:
+            return []
+        return ["-force_key_frames", "expr:" + "+".join(f"eq(n,{k})" for k in self.keyframes)]
 
     def video_args(self) -> list[str]:
         # fmt: off
@@ -75,6 +90,7 @@ class Encoding(BaseModel):
             "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
         ]
         # fmt: on
+        args += self.keyframe_args()
         if self.threads is not None:
             args += ["-threads", str(self.threads)]
         return args
@@ -104,6 +120,7 @@ class Encoding(BaseModel):
                 "gop": self.gop,
                 "closed_gop": True,
                 "bframes": self.bframes,
+                **({"forced_keyframes": list(self.keyframes)} if self.keyframes else {}),
                 "colour": "bt709/bt709/bt709 limited range",
             },
             "audio": {
@@ -114,6 +131,14 @@ class Encoding(BaseModel):
                 "channels": 2,
             },
         }
+
+
+def reel_keyframes(frames: int, transition_frames: int | None) -> tuple[int, ...]:
+    """Where a clip of `frames` frames needs IDRs for a reel to copy it between transitions of
+    `transition_frames`: where the incoming transition ends and where the outgoing one starts."""
+    if not transition_frames:
+        return ()
+    return tuple(sorted({k for k in (transition_frames, frames - transition_frames) if 0 < k < frames}))
 
 
 def metadata_args(tags: dict[str, str]) -> list[str]:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shotline.media.captions import CaptionPosition
-from shotline.media.encoding import Encoding, X264Preset, validate_tag_key
+from shotline.media.effects import EffectCall
+from shotline.media.encoding import FPS, Encoding, X264Preset, reel_keyframes, validate_tag_key
 from shotline.media.frames import Fill, Fit, Format, Resolution, frame_size
 from shotline.media.musicbed import MusicSpec
 from shotline.media.overlays import LogoSpec
+from shotline.media.timing import output_frames
 
 
 class FinishSpec(BaseModel):
@@ -43,6 +45,11 @@ class FinishSpec(BaseModel):
     # When the picture needs no change (right frame and encoding, no trim, fade, caption, speed or logo),
     # copy the streams instead of re-encoding them.
     stream_copy: bool = True
+    # The storyboard reel's crossfade in frames (None: a cut reel, or no reel): the encode then puts IDRs where
+    # the reel's transitions into and out of this clip begin and end, so the reel copies the clip between them.
+    reel_transition_frames: int | None = Field(None, ge=1, le=10 * FPS)
+    # moviepy effects (shotline/media/effects.py), applied in order to the trimmed source before the rest
+    effects: tuple[EffectCall, ...] = ()
 
     @field_validator("trim")
     @classmethod
@@ -76,7 +83,10 @@ class FinishSpec(BaseModel):
 
     @property
     def encoding(self) -> Encoding:
-        return Encoding(preset=self.x264_preset, crf=self.crf, threads=self.threads)
+        keyframes: tuple[int, ...] = ()
+        if self.reel_transition_frames and self.trim is not None:
+            keyframes = reel_keyframes(output_frames(*self.trim, self.speed), self.reel_transition_frames)
+        return Encoding(preset=self.x264_preset, crf=self.crf, threads=self.threads, keyframes=keyframes)
 
     @property
     def has_caption(self) -> bool:
@@ -101,4 +111,6 @@ class FinishSpec(BaseModel):
             changes.append("speed change")
         if self.logo is not None:
             changes.append("logo")
+        if self.effects:
+            changes.append("effects")
         return changes

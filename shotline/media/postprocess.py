@@ -14,6 +14,7 @@ ffmpeg's own stream mapping (`FinishResult.passes`). Output is written atomicall
 from __future__ import annotations
 
 from collections import Counter
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +23,19 @@ from pydantic import BaseModel
 from shotline.errors import MediaError
 from shotline.fsutil import atomic_path
 from shotline.media.captions import CaptionLayout, render_caption
+from shotline.media.effects_render import (
+    EffectPlan,
+    Engine,
+    MoviepyEffects,
+    frame_stream,
+    moviepy_pass,
+    open_moviepy,
+    plan_effects,
+    rawvideo_input,
+    rgb_to_deliverable,
+    run_ffmpeg_fed,
+    write_effected_audio,
+)
 from shotline.media.encoding import AUDIO_RATE, BT709_TAGS, FPS, metadata_args
 from shotline.media.ffmpeg import Arg, PathArg, run_ffmpeg, stream_report, summarize, task_tempdir
 from shotline.media.finish_spec import FinishSpec
@@ -99,8 +113,14 @@ def _video_graph(
     timing: Timing,
     overlays: list[tuple[int, str, str]],
     steps: list[dict[str, Any]],
+    *,
+    effects_vf: str = "",
+    rgb_from: VideoInfo | None = None,
 ) -> str:
-    """Filter graph for the picture, output pad [vout]. `overlays`: (input index, x, y, enable expr)."""
+    """Filter graph for the picture, output pad [vout]. `overlays`: (input index, x, y, enable expr).
+
+    `effects_vf`: effects as ffmpeg filters, run on rgb24 like moviepy's. `rgb_from`: input 0 is moviepy's
+    rgb24 frame stream of this source (`info` then describes the stream)."""
     width, height = info.display_size
     fit = plan_fit(width, height, spec.frame, spec.fit, info.sar, spec.fill)
     n, a, m = timing.frames, timing.start_frame, timing.source_frames
@@ -109,7 +129,15 @@ def _video_graph(
         chain += f",setpts=PTS/{timing.speed:.6g},fps={FPS}"
     chain += f",tpad=stop_mode=clone:stop={_PAD_FRAMES},trim=end_frame={n}"
     steps.append({"step": "conform_rate", "fps": FPS, "cfr": True, "source_fps": info.fps})
-    chain += _colour_filter(info, steps)
+    if effects_vf or rgb_from is not None:
+        decoded = rgb_from or info
+        if effects_vf:
+            chain += f",format=rgb24,{effects_vf}"
+        chain += f",{rgb_to_deliverable(decoded)}"
+        steps.append({"step": "colour", "source": decoded.color_space or "untagged (taken as bt709)",
+                      "output": "bt709", "via": "rgb24 (effects)"})  # fmt: skip
+    else:
+        chain += _colour_filter(info, steps)
     statements = [f"{chain}[src]", fit.graph("src", "fit")]
     steps.append(fit.describe())
     last = "fit"
@@ -143,9 +171,12 @@ def _caption_window(spec: FinishSpec, duration_s: float) -> tuple[float | None, 
     return start, end, "*".join(terms)
 
 
-def render_final(src: Path, spec: FinishSpec, out: Path, scratch: Path) -> FinishResult:
+def render_final(
+    src: Path, spec: FinishSpec, out: Path, scratch: Path, *, effects_engine: Engine = "auto"
+) -> FinishResult:
     """Finish `src` to the deliverable `spec` at `out` (atomically). `scratch` holds temp files, each call
-    in a private folder of its own, removed afterwards."""
+    in a private folder of its own, removed afterwards. `effects_engine`: "moviepy" runs every effect through
+    moviepy, even those with an ffmpeg filter of the same output (see effects_render.py)."""
     src, out = Path(src), Path(out)
     info = probe(src)
     steps: list[dict[str, Any]] = [_source_step(info)]
@@ -154,19 +185,52 @@ def render_final(src: Path, spec: FinishSpec, out: Path, scratch: Path) -> Finis
         if not blockers:
             return _finish_by_copy(src, info, spec, out, tmp, steps)
         steps.append({"step": "re-encode", "reasons": blockers})
-        return _finish_by_render(src, info, spec, out, tmp, steps)
+        plan = plan_effects(spec.effects, info, effects_engine)
+        with ExitStack() as stack:
+            return _finish_by_render(src, info, spec, out, tmp, steps, plan, stack)
 
 
 def _finish_by_render(
-    src: Path, info: VideoInfo, spec: FinishSpec, out: Path, tmp: Path, steps: list[dict[str, Any]]
+    src: Path,
+    info: VideoInfo,
+    spec: FinishSpec,
+    out: Path,
+    tmp: Path,
+    steps: list[dict[str, Any]],
+    plan: EffectPlan,
+    stack: ExitStack,
 ) -> FinishResult:
     timing = plan_timing(info.duration_s, spec.trim, spec.speed, spec.fade, steps)
+    steps.extend(plan.steps)
+    effects: MoviepyEffects | None = None
+    video_info, sound_src, sound_info, sound_timing, sound_label = info, src, info, timing, "source"
+    effects_wav: Path | None = None
+    if plan.moviepy_picture or plan.moviepy_sound:
+        effects = open_moviepy(src, plan, timing.start_s, timing.source_s)
+        stack.callback(effects.stack.close)
+        if plan.moviepy_picture:
+            # the effected stream is the new source: trimmed already, maybe longer (freeze, time_symmetrize)
+            timing = plan_timing(effects.frames / FPS, None, spec.speed, spec.fade, [])
+            w, h = effects.size
+            video_info = VideoInfo(container="rawvideo", width=w, height=h, duration_s=timing.source_s, fps=FPS,
+                                   video_codec="rawvideo", pix_fmt="rgb24", sar=info.sar)  # fmt: skip
+        wav = None
+        if effects.audio is not None:
+            wav = tmp / "effects.wav"
+            write_effected_audio(effects, wav)
+            sound_src, sound_label = wav, wav.name
+            sound_info = info.model_copy(update={"audio_codec": "pcm_s32le", "audio_rate": AUDIO_RATE})
+            sound_timing = timing.model_copy(update={"start_frame": 0, "source_frames": effects.frames})
+        effects_wav = wav
     width, height = spec.frame
     target = LoudnessTarget(integrated_lufs=spec.loudness_lufs, true_peak_dbtp=spec.true_peak_dbtp)
     window = _caption_window(spec, timing.duration_s) if spec.has_caption else None  # bad times fail early
-    sound = prepare_soundtrack(src, info, timing, target, spec.music, tmp)
+    sound = prepare_soundtrack(
+        sound_src, sound_info, sound_timing, target, spec.music, tmp, effects_af=plan.af, label=sound_label
+    )
 
-    inputs: list[Arg] = ["-i", PathArg(src, "source")]
+    piped = effects is not None and plan.moviepy_picture
+    inputs: list[Arg] = rawvideo_input(effects.size) if piped and effects else ["-i", PathArg(src, "source")]
     wav_input = None
     if sound.wav is not None:
         wav_input = 1
@@ -178,13 +242,14 @@ def _finish_by_render(
         start, end, enable = window
         layout = render_caption(spec.caption, width, height, tmp / "caption.png", spec.caption_position)
         layout = layout.model_copy(update={"start_s": start, "end_s": end})
-        overlays.append((len(inputs) // 2, f"x={layout.x}:y={layout.y}", enable))
+        overlays.append((inputs.count("-i"), f"x={layout.x}:y={layout.y}", enable))
         inputs += ["-i", PathArg(tmp / "caption.png", "caption.png")]
     if spec.logo is not None:
         logo = prepare_logo(spec.logo, (width, height), tmp / "logo.png")
-        overlays.append((len(inputs) // 2, f"x={logo.x}:y={logo.y}", ""))
+        overlays.append((inputs.count("-i"), f"x={logo.x}:y={logo.y}", ""))
         inputs += ["-i", PathArg(tmp / "logo.png", "logo.png")]
-    video = _video_graph(info, spec, timing, overlays, steps)
+    video = _video_graph(video_info, spec, timing, overlays, steps, effects_vf=plan.vf,
+                         rgb_from=info if piped else None)  # fmt: skip
     if layout is not None:
         steps.append(layout.describe())
     if logo is not None:
@@ -202,11 +267,15 @@ def _finish_by_render(
             "-f", "mp4", PathArg(part, "output.mp4"),
         ]
         # fmt: on
-        run = run_ffmpeg(args, what=f"render of {src.name}")
+        if piped and effects is not None:
+            run = run_ffmpeg_fed(args, frame_stream(effects), what=f"render of {src.name} with effects")
+        else:
+            run = run_ffmpeg(args, what=f"render of {src.name}")
         result_info = probe(part)
         _check_output(result_info, part, width, height, timing.duration_s, out.name)
     steps.append({"step": "encode", **encoding.describe()})
     steps.append({"step": "metadata", "tags": tags})
+    effect_passes = [moviepy_pass(info, effects, effects_wav)] if effects is not None else []
     return FinishResult(
         width=width,
         height=height,
@@ -217,7 +286,7 @@ def _finish_by_render(
         encoder=encoding.describe(),
         ffmpeg_commands=[*sound.commands, summarize(args)],
         mode="render",
-        passes=[*sound.passes, {"pass": "render", **stream_report(args, run.stderr)}],
+        passes=[*effect_passes, *sound.passes, {"pass": "render", **stream_report(args, run.stderr)}],
     )
 
 

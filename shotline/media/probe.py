@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -340,3 +341,52 @@ def edit_lists(path: str | Path) -> list[dict[str, int]]:
                         entries.append({"track": track, "duration": duration, "media_time": media_time})
                 pos += size
     return entries
+
+
+# A VisualSampleEntry's fixed fields before its child boxes (ISO/IEC 14496-12 12.1.3).
+_VISUAL_SAMPLE_ENTRY_FIELDS = 78
+
+
+def avc_config(path: str | Path) -> bytes | None:
+    """The first H.264 track's decoder configuration (the `avcC` box body: profile, level, SPS and PPS), or None.
+
+    Two H.264 streams can be joined into one track only when these are equal: a track has one of them."""
+    with open(path, "rb") as f:
+        data_end = f.seek(0, 2)
+
+        def boxes(pos: int, end: int) -> Iterator[tuple[str, int, int]]:  # (type, body start, box end)
+            while pos + 8 <= end:
+                f.seek(pos)
+                size, raw = struct.unpack(">I4s", f.read(8))
+                header = 8
+                if size == 1:
+                    (size,) = struct.unpack(">Q", f.read(8))
+                    header = 16
+                elif size == 0:
+                    size = end - pos
+                if size < header or pos + size > end:
+                    raise MediaError(f"{Path(path).name}: corrupt MP4 box at offset {pos}")
+                yield raw.decode("latin-1"), pos + header, pos + size
+                pos += size
+
+        def find(pos: int, end: int, route: list[str]) -> bytes | None:
+            for kind, body, box_end in boxes(pos, end):
+                if kind != route[0]:
+                    continue
+                if len(route) == 1:
+                    f.seek(body)
+                    return f.read(box_end - body)
+                if kind == "stsd":
+                    body += 8  # version, flags, entry count
+                elif kind in ("avc1", "avc3"):
+                    body += _VISUAL_SAMPLE_ENTRY_FIELDS
+                found = find(body, box_end, route[1:])
+                if found is not None:
+                    return found
+            return None
+
+        for entry in ("avc1", "avc3"):
+            config = find(0, data_end, ["moov", "trak", "mdia", "minf", "stbl", "stsd", entry, "avcC"])
+            if config is not None:
+                return config
+    return None

@@ -10,10 +10,17 @@ Crossfade timing: each transition overlaps the end of a clip with the start of t
 lasts sum(durations) - (n-1) * t. t is rounded to whole frames and clamped to half the shortest clip,
 so a clip is never inside two transitions at once. A chapter starts at the middle of the dissolve into
 its shot (the edit point of a centred dissolve).
+
+Smart render (the default): when clips are shotline finals of the reel's frame and encoding, their picture
+between transitions is copied and only the transition windows are encoded (`smart_reel.py`); the sound is
+still joined, measured and encoded whole as above. Clips that cannot be copied are encoded inside the windows
+around them, and when the pieces would not make one conformant stream the whole reel is rendered as above.
+`steps` ("video") and `passes` record which frames were copied and which encoded.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,8 +41,12 @@ from shotline.media.encoding import (
 from shotline.media.ffmpeg import Arg, PathArg, run_ffmpeg, stream_report, summarize, task_tempdir
 from shotline.media.frames import plan_fit
 from shotline.media.probe import VideoInfo, edit_lists, faststart_ok, probe
+from shotline.media.smart_reel import SmartVideo, build_smart_video, verify_joined
 
 Transition = Literal["crossfade", "cut"]
+VideoPath = Literal["smart", "full"]
+# Part of a reel's cache key: bump when the smart render changes what comes out for the same clips.
+REEL_VIDEO_VERSION = "smart-1"
 
 
 class Chapter(BaseModel):
@@ -56,6 +67,7 @@ class ReelResult(BaseModel):
     encoder: dict[str, Any]
     ffmpeg_commands: list[str]
     passes: list[dict[str, Any]] = []  # per ffmpeg run: what it decoded, encoded and copied
+    video_path: VideoPath = "full"  # smart: clip bodies copied, transitions encoded (see steps "video")
 
 
 def clip_frames(duration_s: float) -> int:
@@ -176,11 +188,13 @@ def render_reel(
     crf: int = 20,
     threads: int | None = None,
     durations: list[float] | None = None,
+    smart: bool = True,
 ) -> ReelResult:
     """Cut `clips` (in order) into one reel at `out` (atomically). `chapters`: one title per clip.
 
     `durations`: how long each clip is meant to last (a clip a frame longer, as a copied generator output
-    may be, is cut to it); by default each clip's own length."""
+    may be, is cut to it); by default each clip's own length. `smart`: copy what can be copied (the module
+    docstring); False always renders the whole picture."""
     if not clips:
         raise MediaError("a reel needs at least one clip")
     titles = chapters if chapters is not None else [f"Shot {i + 1}" for i in range(len(clips))]
@@ -233,38 +247,60 @@ def render_reel(
         meta["title"] = title
     commands: list[str] = []
     passes: list[dict[str, Any]] = []
+    video_step: dict[str, Any] = {"step": "video", "path": "full"}
     with task_tempdir(scratch, "reel") as tmp:
         wav = PathArg(tmp / "reel-audio.wav", "reel-audio.wav")
-        measured, run, args = loudness.measure_to_wav(inputs, audio_graph, "ajoin", wav, what="reel audio pass")
+        with ThreadPoolExecutor(max_workers=1) as pool:  # the sound is joined while the pieces are made
+            audio = pool.submit(loudness.measure_to_wav, inputs, audio_graph, "ajoin", wav, what="reel audio pass")
+            video: SmartVideo | None = None
+            if smart:
+                video, reasons = build_smart_video(clips, infos, frames, t_frames, frame, encoding, tmp)
+                if video is None:
+                    video_step["smart_refused"] = reasons
+            measured, run, args = audio.result()
         commands.append(summarize(args))
         passes.append({"pass": "audio", **stream_report(args, run.stderr)})
         norm, loud_step = loudness.gain_filter(target, measured)
         meta_file = tmp / "chapters.txt"
         write_ffmetadata(chapter_list, meta_file)
-        wav_input, meta_input = len(clips), len(clips) + 1
         gain = f"{norm}," if norm else ""
-        graph = (
-            f"{video_graph};[vjoin]format=yuv420p,{BT709_TAGS}[vout];"
-            f"[{wav_input}:a]{gain}{AAC_PRIMING_COMPENSATION}[aout]"
-        )
         with atomic_path(out) as part:
-            # fmt: off
-            args = [
-                "-y", "-nostats", *inputs, "-i", wav, "-i", PathArg(meta_file, "chapters.ffmetadata"),
-                "-filter_complex", graph, "-map", "[vout]", "-map", "[aout]",
-                *encoding.video_args(), *encoding.audio_args(),
-                # The ffmetadata input carries the chapters and must also be the metadata source, or the
-                # mp4 muxer drops the chapter titles; the global tags come from -metadata.
-                "-map_metadata", str(meta_input), "-map_chapters", str(meta_input), *metadata_args(meta),
-                "-f", "mp4", PathArg(part, "reel.mp4"),
-            ]
-            # fmt: on
-            run = run_ffmpeg(args, what="reel render")
-            commands.append(summarize(args))
-            passes.append({"pass": "render", **stream_report(args, run.stderr)})
+
+            def render(video_inputs: list[Arg], video_graph_part: str, video_args: list[Arg], label: str) -> None:
+                wav_input = sum(1 for a in video_inputs if a == "-i")
+                meta_input = wav_input + 1
+                graph = f"{video_graph_part}[{wav_input}:a]{gain}{AAC_PRIMING_COMPENSATION}[aout]"
+                # fmt: off
+                args = [
+                    "-y", "-nostats", *video_inputs, "-i", wav, "-i", PathArg(meta_file, "chapters.ffmetadata"),
+                    "-filter_complex", graph, *video_args, "-map", "[aout]", *encoding.audio_args(),
+                    # The ffmetadata input carries the chapters and must also be the metadata source, or the
+                    # mp4 muxer drops the chapter titles; the global tags come from -metadata.
+                    "-map_metadata", str(meta_input), "-map_chapters", str(meta_input), *metadata_args(meta),
+                    "-f", "mp4", PathArg(part, "reel.mp4"),
+                ]
+                # fmt: on
+                run = run_ffmpeg(args, what=label)
+                commands.append(summarize(args))
+                passes.append({"pass": "render" if video is None else "join", **stream_report(args, run.stderr)})
+
+            if video is not None:
+                render(video.input_args(), "", ["-map", "0:v:0", "-c:v", "copy"], "reel join")
+                problems = verify_joined(part, video, total_frames)
+                if problems:
+                    video_step["smart_refused"] = problems
+                    video = None
+                else:
+                    commands[-1:-1] = video.commands
+                    passes[-1:-1] = video.passes
+                    video_step.update(_smart_step(video, total_frames))
+            if video is None:
+                full_graph = f"{video_graph};[vjoin]format=yuv420p,{BT709_TAGS}[vout];"
+                render(inputs, full_graph, ["-map", "[vout]", *encoding.video_args()], "reel render")
             result = probe(part)
             if not faststart_ok(part) or edit_lists(part):
                 raise MediaError("reel is off spec: moov after mdat, or edit lists")
+    steps.append(video_step)
     steps.append(loud_step)
     steps.append({"step": "encode", **encoding.describe()})
     steps.append({"step": "metadata", "tags": meta})
@@ -285,4 +321,16 @@ def render_reel(
         encoder=encoding.describe(),
         ffmpeg_commands=commands,
         passes=passes,
+        video_path=video_step["path"],
     )
+
+
+def _smart_step(video: SmartVideo, total_frames: int) -> dict[str, Any]:
+    copied = video.copied_frames()
+    return {
+        "path": "smart",
+        "copied_frames": copied,
+        "encoded_frames": total_frames - copied,
+        "clips": video.clip_steps,
+        "pieces": [p.describe() for p in video.pieces],
+    }

@@ -1,5 +1,6 @@
-"""The finished clip's sound: the source's audio conformed, trimmed, re-timed and faded, a music bed mixed
-under it if asked, measured, and the one gain that brings it to the target loudness.
+"""The finished clip's sound: the source's audio (or the WAV of it moviepy's effects wrote) conformed, trimmed,
+re-timed and faded, a music bed mixed under it if asked, measured, and the one gain that brings it to the
+target loudness.
 
 Every audio pass ends in a float WAV in the task's scratch folder, so the render reads finished PCM and
 the source's audio is decoded once. See `loudness.py` for the measurement and the gain.
@@ -48,13 +49,16 @@ def tempo_filters(speed: float) -> str:
     return ",".join(parts)
 
 
-def source_audio_graph(timing: Timing) -> str:
-    """Input 0's first audio stream -> [aud]: 48 kHz stereo, trimmed, re-timed, exactly the output's length."""
+def source_audio_graph(timing: Timing, effects_af: str = "") -> str:
+    """Input 0's first audio stream -> [aud]: 48 kHz stereo, trimmed, sound effects run as ffmpeg filters
+    (`effects_af`, see effects_render.py), re-timed, exactly the output's length."""
     d = timing.duration_s
     chain = (
         f"[0:a:0]asetpts=PTS-STARTPTS,aresample={AUDIO_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo,"
         f"atrim=start={timing.start_s}:end={timing.start_s + timing.source_s},asetpts=PTS-STARTPTS"
     )
+    if effects_af:
+        chain += f",{effects_af}"
     if tempo := tempo_filters(timing.speed):
         chain += f",{tempo}"
     chain += f",apad=whole_dur={d},atrim=end={d}"
@@ -71,8 +75,13 @@ def prepare_soundtrack(
     target: LoudnessTarget,
     music: musicbed.MusicSpec | None,
     tmp: Path,
+    *,
+    effects_af: str = "",
+    label: str = "source",
 ) -> Soundtrack:
-    """Run the audio passes into `tmp`; the result says what the render does with them."""
+    """Run the audio passes into `tmp`; the result says what the render does with them.
+
+    `src` may be the WAV moviepy wrote with the shot's sound effects applied (then `timing` starts at 0)."""
     steps: list[dict[str, Any]] = []
     passes: list[dict[str, Any]] = []
     commands: list[str] = []
@@ -92,7 +101,7 @@ def prepare_soundtrack(
         if timing.fade_frames:
             steps.append({"step": "audio_fade", "in_s": timing.fade_s, "out_s": timing.fade_s})
         wav = tmp / "audio.wav"
-        clip_m = run_pass("audio", ["-i", PathArg(src, "source")], source_audio_graph(timing), "aud", wav,
+        clip_m = run_pass("audio", ["-i", PathArg(src, label)], source_audio_graph(timing, effects_af), "aud", wav,
                           f"audio pass of {src.name}")  # fmt: skip
     else:
         steps.append({"step": "silent_audio", "reason": "source has no audio stream", "sample_rate": AUDIO_RATE,

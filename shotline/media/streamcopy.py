@@ -13,7 +13,7 @@ from shotline.media.encoding import AUDIO_RATE, FPS
 from shotline.media.finish_spec import FinishSpec
 from shotline.media.probe import VideoInfo
 
-# Loudness a copied soundtrack may be off by (the asset check allows 1 LU; copying keeps a margin).
+# Loudness a copied soundtrack may be off by: a margin inside DELIVERABLE_LOUDNESS_TOLERANCE_LU (1 LU).
 LOUDNESS_TOLERANCE_LU = 0.5
 BT709_BSF = "h264_metadata=colour_primaries=1:transfer_characteristics=1:matrix_coefficients=1:video_full_range_flag=0"
 
