@@ -7,7 +7,7 @@ from assets.partitions import shots
 from assets.presentation import card_metadata
 from assets.resources import WorkspaceResource
 from assets.upstream import write_record
-from shotline.images import source_image as fetch_and_normalise
+from shotline.images import ingest_image
 from shotline.previews import ClipCard
 from shotline.stage_records import SourcedImageRecord
 
@@ -29,7 +29,7 @@ def source_image(context: dg.AssetExecutionContext, workspace: WorkspaceResource
     with dagster_failures():
         storyboard, shot = workspace.shot(context.partition_key)
         store = workspace.store()
-        image = fetch_and_normalise(shot.image, storyboard.folder, store, storyboard_id=storyboard.id, shot_id=shot.id)
+        image = ingest_image(shot.image, storyboard.folder, store, storyboard_id=storyboard.id, shot_id=shot.id)
         record = write_record(store, SourcedImageRecord.of(image))
         card = ClipCard.for_shot(shot, width=image.width, height=image.height)
     return dg.MaterializeResult(

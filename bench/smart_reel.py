@@ -36,7 +36,7 @@ from shotline.media.encoding import BT709_TAGS, FPS, Encoding, metadata_args
 from shotline.media.ffmpeg import ffmpeg_exe
 from shotline.media.postprocess import FinishSpec, render_final
 from shotline.media.probe import decode_check, probe
-from shotline.media.reel import Chapter, planned_duration, render_reel, write_ffmetadata
+from shotline.media.reel import Chapter, ReelResult, planned_duration, render_reel, write_ffmetadata
 
 FF = ffmpeg_exe()
 SECONDS = 6.0
@@ -136,7 +136,8 @@ def dissolve_quality(finals: list[Path], smart: Path, full: Path, t: int) -> lis
             f"[a][b]xfade=transition=fade:duration={t / FPS}:offset=0[v]",
             t, size,
         )  # fmt: skip
-        out.append(tuple(float(np.mean(luma_psnr(x, y))) for x, y in ((s, f), (s, ideal), (f, ideal))))
+        sf, si, fi = (float(np.mean(luma_psnr(x, y))) for x, y in ((s, f), (s, ideal), (f, ideal)))
+        out.append((sf, si, fi))
     return out
 
 
@@ -189,12 +190,12 @@ def main() -> None:
             return subprocess.run(cli_command(finals, cli_out, chapters, encoding), check=True, capture_output=True)
 
         walls: dict[str, list[float]] = {"smart": [], "cli": [], "full": []}
-        result = None
+        result: ReelResult | None = None
         for rep in range(args.reps):
             for name, fn in (("cli", cli), ("smart", smart), ("full", full)):
                 wall, out = timed(fn)
                 walls[name].append(wall)
-                if name == "smart":
+                if isinstance(out, ReelResult):
                     result = out
                 print(f"  rep {rep + 1} {name}: {wall:.2f} s", flush=True)
         assert result is not None
@@ -223,14 +224,14 @@ def main() -> None:
             print(f"  {i + 1}->{i + 2} ({SOURCES[i % len(SOURCES)]} -> {SOURCES[(i + 1) % len(SOURCES)]}): "
                   f"{sf:.1f} / {si:.1f} / {fi:.1f} dB")  # fmt: skip
         body = [psnr[f][0] for f in range(len(psnr)) if f not in encoded_frames]
-        print(f"(copied frames vs full re-encode, luma: mean {statistics.mean(body):.1f} dB: both are encodes of the "
-              "finals, the copy is the finals themselves)")  # fmt: skip
+        print(f"copied frames vs full re-encode, luma: mean {statistics.mean(body):.1f} dB (the copy is the finals' "
+              "own frames; the full render encodes them once more)")  # fmt: skip
 
         planned = planned_duration([SECONDS] * n, "crossfade", TRANSITION_S)
         for name, path in (("smart", smart_out), ("full", full_out), ("cli", cli_out)):
-            frames = decode_check(path).video_frames
+            count = decode_check(path).video_frames
             info = probe(path)
-            print(f"{name}: {frames} frames, {info.duration_s:.3f} s (planned {round(planned * FPS)} frames, "
+            print(f"{name}: {count} frames, {info.duration_s:.3f} s (planned {round(planned * FPS)} frames, "
                   f"{planned:.3f} s)")  # fmt: skip
 
 

@@ -80,7 +80,7 @@ class SourcedImage(SourcedImageFacts):
         return self.path.resolve().as_uri()
 
 
-def source_image(
+def ingest_image(
     spec_image: str,
     storyboard_dir: Path,
     store: WorkStore,
@@ -157,9 +157,9 @@ def check_image(
     allow_http: bool = False,
     policy: UrlPolicy | None = None,
 ) -> None:
-    """Every check `source_image` makes that needs no network: a local image is read, decoded and normalised
+    """Every check `ingest_image` makes that needs no network: a local image is read, decoded and normalised
     in memory (nothing is stored); a URL is held to the policy without being fetched (no DNS either); an
-    s3:// URI must be well formed. Raises the same InputError `source_image` would."""
+    s3:// URI must be well formed. Raises the same InputError `ingest_image` would."""
     refuse = _refuser(storyboard_id, shot_id)
     spec, kind = _classify(spec_image, _policy(policy, allow_http, refuse), refuse)
     if kind == "s3":

@@ -1,5 +1,6 @@
-"""The fake fal server itself, over real HTTP: it must do what fal does (reference/fal-queue-api.md §5, §8,
-§13, §15) and nothing fal would not. Wire details only: status codes, headers, bodies, billing records."""
+"""The fake fal server itself, over real HTTP: it must do what fal's queue, storage and platform APIs are
+documented to do (https://fal.ai/docs/model-endpoints/queue) and nothing fal would not. Wire details only:
+status codes, headers, bodies, billing records."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from shotline.errors import PublishError
 from shotline.fal.client import FalQueueClient
 from shotline.fal.models import SubmitPayload
-from shotline.images import source_image
+from shotline.images import ingest_image
 from shotline.publish import LocalPublisher
 from shotline.store import WorkStore
 from tests.fakes.fal_server import FakeFal
@@ -48,11 +48,11 @@ def test_a_failed_image_write_leaves_nothing_in_the_store(tmp_path: Path) -> Non
     write_image(board / "images" / "a.png", (1200, 800))
     store = WorkStore(tmp_path / "home")
     with file_size_limit(4096), pytest.raises(OSError) as info:
-        source_image("images/a.png", board, store, storyboard_id="sb", shot_id="s01")
+        ingest_image("images/a.png", board, store, storyboard_id="sb", shot_id="s01")
     assert info.value.errno == errno.EFBIG
     assert files(store.root) == []
     # the same call with room to write stores exactly one object
-    img = source_image("images/a.png", board, store, storyboard_id="sb", shot_id="s01")
+    img = ingest_image("images/a.png", board, store, storyboard_id="sb", shot_id="s01")
     assert files(store.root) == [img.path.relative_to(store.root).as_posix()]
 
 

@@ -20,7 +20,7 @@ from shotline.images import (
     SourceUnavailable,
     check_image,
     image_url_for_fal,
-    source_image,
+    ingest_image,
     stored_image,
 )
 from shotline.netguard import UrlPolicy
@@ -74,7 +74,7 @@ def put(board: Path, name: str, data: bytes) -> str:
 
 
 def source(spec: str, board: Path, store: WorkStore, **kwargs: object) -> SourcedImage:
-    return source_image(spec, board, store, storyboard_id=SB, shot_id=SHOT, **kwargs)  # type: ignore[arg-type]
+    return ingest_image(spec, board, store, storyboard_id=SB, shot_id=SHOT, **kwargs)  # type: ignore[arg-type]
 
 
 def opened(img: SourcedImage) -> Image.Image:

@@ -200,7 +200,7 @@ def test_estimate_prices_a_storyboard_and_what_is_cached_or_already_paid_costs_n
     from shotline.fal.models import RequestHandle
     from shotline.generators.base import GenerationRequest
     from shotline.generators.cache import clip_key, generate_clip
-    from shotline.images import source_image
+    from shotline.images import ingest_image
     from shotline.prompts import render_prompt
     from shotline.storyboard import load_storyboard
     from tests.fakes.fal_server import MODEL
@@ -229,7 +229,7 @@ def test_estimate_prices_a_storyboard_and_what_is_cached_or_already_paid_costs_n
 
     def request_for(shot_id: str) -> GenerationRequest:
         shot = sb.shot(shot_id)
-        image = source_image(shot.image, sb.folder, store, storyboard_id=sb.id, shot_id=shot.id)
+        image = ingest_image(shot.image, sb.folder, store, storyboard_id=sb.id, shot_id=shot.id)
         prompt = render_prompt(sb, shot).text
         key = clip_key(generator="fal", model=MODEL, image_sha256=image.sha256, prompt=prompt,
                        duration=shot.duration, resolution=shot.resolution)  # fmt: skip

@@ -22,7 +22,7 @@ from shotline.finishing import CutReel, FinishedClip
 from shotline.generators.base import GenerationResult
 from shotline.generators.cache import GeneratedClip
 from shotline.hashing import stable_hash
-from shotline.images import source_image
+from shotline.images import ingest_image
 from shotline.manifest import ReelClip
 from shotline.media.clip_facts import ClipFacts
 from shotline.media.postprocess import FinishResult
@@ -178,7 +178,7 @@ def sample_records(store: WorkStore, tmp_path: Path) -> list[StageRecord]:
     """One record of each kind; the image is really sourced, into `store`."""
     board = tmp_path / "board"
     write_image(board / "images" / "a.png", (640, 360))
-    image = source_image("images/a.png", board, store, storyboard_id="sb", shot_id="s01")
+    image = ingest_image("images/a.png", board, store, storyboard_id="sb", shot_id="s01")
     prompt = RenderedPrompt(
         text="slow push-in on boats", template_name=None, template_source="slow push-in on {{ subject }}",
         template_sha256=stable_hash("template"), variables={"subject": "boats"},

@@ -13,7 +13,7 @@ from boto3.s3.transfer import TransferConfig
 
 from shotline.errors import ConfigError
 from shotline.hashing import sha256_bytes, sha256_file
-from shotline.images import source_image, stored_image
+from shotline.images import ingest_image, stored_image
 from shotline.store import StoreConfigError, StoreError, WorkStore, open_store
 from shotline.store_s3 import S3WorkStore
 from tests.fakes.s3_server import S3Env
@@ -125,7 +125,7 @@ def test_a_normalised_image_is_found_from_another_host(s3_env: S3Env, tmp_path: 
     board = tmp_path / "board"
     (board / "images").mkdir(parents=True)
     Image.new("RGB", (640, 360), (200, 120, 40)).save(board / "images" / "still.png")
-    img = source_image("images/still.png", board, s3_store(s3_env, tmp_path / "a"), storyboard_id="sb", shot_id="s1")
+    img = ingest_image("images/still.png", board, s3_store(s3_env, tmp_path / "a"), storyboard_id="sb", shot_id="s1")
 
     elsewhere = s3_store(s3_env, tmp_path / "b")
     again = stored_image(img.model_dump(mode="json", exclude={"path"}), elsewhere)

@@ -14,7 +14,6 @@ from shotline.storyboard_changes import Changes, look
 from tests.storyboard_factory import tiny_storyboard, write_image
 
 
-
 def later() -> float:
     """A look's time at which every file is settled (taken when asked: the suite may import this module
     minutes before it runs a test)."""

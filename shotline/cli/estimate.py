@@ -22,7 +22,7 @@ from shotline.errors import InputError, StoryboardError
 from shotline.fal.ledger import LedgerState, RequestLedger
 from shotline.fal.pricing import estimate_cost
 from shotline.generators.cache import cached_clip, shot_clip_key
-from shotline.images import source_image
+from shotline.images import ingest_image
 from shotline.prompts import render_prompt
 from shotline.store import WorkStore, open_store
 from shotline.storyboard import Shot, Storyboard, load_storyboard
@@ -51,7 +51,7 @@ def why_free(sb: Storyboard, shot: Shot, store: WorkStore, db: Database, scratch
     if "://" in shot.image:
         return ""
     try:
-        image = source_image(shot.image, sb.folder, scratch, storyboard_id=sb.id, shot_id=shot.id)
+        image = ingest_image(shot.image, sb.folder, scratch, storyboard_id=sb.id, shot_id=shot.id)
         prompt = render_prompt(sb, shot).text
     except InputError:
         return ""

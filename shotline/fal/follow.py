@@ -22,7 +22,7 @@ from shotline.fal.outcomes import Outcome, OutcomeKind
 from shotline.fal.platform import FalPlatform
 from shotline.fal.pricing import billed_seconds, clip_cost_usd, estimate_cost_usd
 from shotline.generators.base import GenerationRequest, GenerationResult, LogFn
-from shotline.media.clip_check import check_clip
+from shotline.generators.clip_check import check_clip
 from shotline.media.clip_facts import ClipFacts
 from shotline.store import WorkStore
 

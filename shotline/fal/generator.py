@@ -31,7 +31,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from shotline.budget import Budget
-from shotline.config import DEFAULT_FAL_MAX_ATTEMPTS, DEFAULT_FAL_MODEL
+from shotline.config import DEFAULT_FAL_DEADLINE_S, DEFAULT_FAL_MAX_ATTEMPTS, DEFAULT_FAL_MODEL
 from shotline.db.engine import Database
 from shotline.db.leases import ClipLeases, Lease
 from shotline.errors import GenerationError, InputError
@@ -50,7 +50,6 @@ from shotline.generators.base import GenerationRequest, GenerationResult, LogFn
 from shotline.media.clip_facts import ClipFacts
 from shotline.store import WorkStore
 
-DEFAULT_DEADLINE_S = 30 * 60.0
 # the longest a started Grok request plausibly runs (third parties: 1-4 min): with the start timeout, how long
 # a submit whose answer was lost may stay invisible in fal's listing before it is taken as never queued
 DEFAULT_MAX_RUN_S = 15 * 60.0
@@ -77,7 +76,7 @@ class FalGenerator:
         uploads: StillUploads | None = None,
         platform_factory: Callable[[], FalPlatform] | None = None,
         max_attempts: int = DEFAULT_FAL_MAX_ATTEMPTS,
-        deadline_s: float = DEFAULT_DEADLINE_S,
+        deadline_s: float = DEFAULT_FAL_DEADLINE_S,
         queue_timeout_s: float | None = None,
         max_run_s: float = DEFAULT_MAX_RUN_S,
         lookup_interval_s: float = DEFAULT_LOOKUP_INTERVAL_S,
@@ -341,7 +340,7 @@ def build_fal_generator(
     cdn_url: str | None = None,
     api_url: str | None = None,
     max_attempts: int = DEFAULT_FAL_MAX_ATTEMPTS,
-    deadline_s: float = DEFAULT_DEADLINE_S,
+    deadline_s: float = DEFAULT_FAL_DEADLINE_S,
     queue_timeout_s: float | None = None,
     on_record: Callable[[LedgerEntry], None] | None = None,
     generator_options: dict[str, Any] | None = None,

@@ -11,9 +11,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shotline.fal.outcomes import Outcome
+from shotline.media.frames import Resolution
 
 QueueState = Literal["IN_QUEUE", "IN_PROGRESS", "COMPLETED"]
-Resolution = Literal["480p", "720p"]
 
 
 class _Lenient(BaseModel):

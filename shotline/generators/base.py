@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
 from pydantic import BaseModel, Field
 
 from shotline.media.clip_facts import ClipFacts
-
-Resolution = Literal["480p", "720p"]
-
-# Frame size the model returns for a resolution, by source orientation (width, height) for landscape.
-RESOLUTION_HEIGHT: dict[str, int] = {"480p": 480, "720p": 720}
+from shotline.media.frames import Resolution, frame_size
 
 
 class GenerationRequest(BaseModel):
@@ -76,14 +72,8 @@ class Generator(Protocol):
         ...
 
 
-def output_frame(resolution: str, image_width: int, image_height: int) -> tuple[int, int]:
+def output_frame(resolution: Resolution, image_width: int, image_height: int) -> tuple[int, int]:
     """The frame the model returns: its short side is the resolution's height, its shape follows the image
     (16:9 for landscape stills, 9:16 for portrait, 1:1 for near-square ones). Both sides even."""
-    short = RESOLUTION_HEIGHT[resolution]
-    long = (short * 16 // 9 + 1) // 2 * 2
     aspect = image_width / image_height
-    if aspect >= 1.2:
-        return long, short
-    if aspect <= 1 / 1.2:
-        return short, long
-    return short, short
+    return frame_size("landscape" if aspect >= 1.2 else "portrait" if aspect <= 1 / 1.2 else "square", resolution)

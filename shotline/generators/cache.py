@@ -20,9 +20,9 @@ from pydantic import BaseModel
 
 from shotline.clip_index import ClipIndex
 from shotline.generators.base import GenerationOutcome, GenerationRequest, GenerationResult, Generator, LogFn
+from shotline.generators.clip_check import check_clip
 from shotline.hashing import stable_hash
 from shotline.images import SourcedImage, image_url_for_fal
-from shotline.media.clip_check import check_clip
 from shotline.media.clip_facts import ClipFacts
 from shotline.store import StoredObject, WorkStore
 from shotline.storyboard import FIRST_TAKE, Shot
@@ -186,16 +186,10 @@ def cached_clip(key: str, store: WorkStore, index: ClipIndex) -> GeneratedClip |
     )
 
 
-def verify_clip(
-    result: GenerationResult,
-    request: GenerationRequest,
-    *,
-    reported: Mapping[str, Any] | None = None,
-    reported_by: str = "the provider",
-) -> ClipFacts:
+def verify_clip(result: GenerationResult, request: GenerationRequest) -> ClipFacts:
     """Decode what came back and hold it to what was asked, before anyone pays to post-process it: duration
     within two frames of the request, short side of the resolution, orientation of the still, an audio
-    track; and what the generator (and, given `reported`, the provider's own file metadata) said about it."""
+    track; and what the generator said about it."""
     claims: dict[str, Mapping[str, Any]] = {
         f"the {result.generator} generator": {
             "width": result.width,
@@ -204,6 +198,4 @@ def verify_clip(
             "duration": result.duration_s,
         }
     }
-    if reported:
-        claims[reported_by] = reported
     return check_clip(result.video_path, request, claims=claims)

@@ -32,13 +32,18 @@ def ffmpeg_colour(fill: str) -> str:
 _SHORT_SIDE = {"480p": 480, "720p": 720}
 
 
+def short_side(resolution: Resolution) -> int:
+    """The height of a landscape frame (the width of a portrait one) at `resolution`."""
+    return _SHORT_SIDE[resolution]
+
+
 def even(value: float) -> int:
     """Nearest even integer, at least 2 (4:2:0 needs even dimensions)."""
     return max(2, round(value / 2) * 2)
 
 
 def frame_size(fmt: Format, resolution: Resolution) -> tuple[int, int]:
-    short = _SHORT_SIDE[resolution]
+    short = short_side(resolution)
     long = (short * 16 // 9 + 1) // 2 * 2
     return {"landscape": (long, short), "portrait": (short, long), "square": (short, short)}[fmt]
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from shotline.errors import MediaError
 from shotline.media.encoding import FPS
-from shotline.media.ffmpeg import PathArg, run_ffmpeg
+from shotline.media.ffmpeg import Arg, PathArg, run_ffmpeg
 
 _PACKET_RE = re.compile(r"^0,\s*(-?\d+),\s*(-?\d+),\s*(\d+),\s*(\d+),\s*(0x[0-9a-f]+)(.*)$")
 _TB_RE = re.compile(r"^#tb 0: (\d+)/(\d+)$")
@@ -55,7 +55,7 @@ class StreamLayout(BaseModel):
 
 
 def _framecrc(path: Path, bsf: str | None) -> tuple[tuple[int, int], list[Packet]]:
-    args = ["-v", "error", "-i", PathArg(path, path.name), "-map", "0:v:0", "-c", "copy"]
+    args: list[Arg] = ["-v", "error", "-i", PathArg(path, path.name), "-map", "0:v:0", "-c", "copy"]
     if bsf:
         args += ["-bsf:v", bsf]
     run = run_ffmpeg([*args, "-f", "framecrc", "-"], what=f"packet scan of {path.name}", capture_stdout=True)

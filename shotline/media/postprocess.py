@@ -1,8 +1,8 @@
 """Finishing a generated clip into a deliverable: trim, speed, reframe, caption, logo, fades, sound, encoding.
 
-moviepy stays the composition engine where it fits (frame grabs for thumbnails), but the pixel pipeline
-runs in the ffmpeg binary moviepy ships: on this 2-core box ffmpeg's own filters were 2-6x faster than
-moviepy's per-frame Python loop for the same reframe/caption/fade work (see stack-baseline.md).
+moviepy applies a shot's effects (`effects_render.py`) and grabs thumbnails; the rest of the pixel pipeline
+runs in the ffmpeg binary moviepy ships, whose filters were 2-6x faster than moviepy's per-frame Python loop
+for the same reframe/caption/fade work on 2 cores (`bench/postprocess.py`).
 
 A render decodes the source once and encodes once: the audio passes (`soundtrack.py`) decode the
 source's sound into a WAV and measure it; the render decodes the picture, reads that WAV, and encodes

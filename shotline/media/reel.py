@@ -251,13 +251,13 @@ def render_reel(
     with task_tempdir(scratch, "reel") as tmp:
         wav = PathArg(tmp / "reel-audio.wav", "reel-audio.wav")
         with ThreadPoolExecutor(max_workers=1) as pool:  # the sound is joined while the pieces are made
-            audio = pool.submit(loudness.measure_to_wav, inputs, audio_graph, "ajoin", wav, what="reel audio pass")
-            video: SmartVideo | None = None
+            audio_job = pool.submit(loudness.measure_to_wav, inputs, audio_graph, "ajoin", wav, what="reel audio pass")
+            smart_video: SmartVideo | None = None
             if smart:
-                video, reasons = build_smart_video(clips, infos, frames, t_frames, frame, encoding, tmp)
-                if video is None:
+                smart_video, reasons = build_smart_video(clips, infos, frames, t_frames, frame, encoding, tmp)
+                if smart_video is None:
                     video_step["smart_refused"] = reasons
-            measured, run, args = audio.result()
+            measured, run, args = audio_job.result()
         commands.append(summarize(args))
         passes.append({"pass": "audio", **stream_report(args, run.stderr)})
         norm, loud_step = loudness.gain_filter(target, measured)
@@ -271,7 +271,7 @@ def render_reel(
                 meta_input = wav_input + 1
                 graph = f"{video_graph_part}[{wav_input}:a]{gain}{AAC_PRIMING_COMPENSATION}[aout]"
                 # fmt: off
-                args = [
+                args: list[Arg] = [
                     "-y", "-nostats", *video_inputs, "-i", wav, "-i", PathArg(meta_file, "chapters.ffmetadata"),
                     "-filter_complex", graph, *video_args, "-map", "[aout]", *encoding.audio_args(),
                     # The ffmetadata input carries the chapters and must also be the metadata source, or the
@@ -282,19 +282,19 @@ def render_reel(
                 # fmt: on
                 run = run_ffmpeg(args, what=label)
                 commands.append(summarize(args))
-                passes.append({"pass": "render" if video is None else "join", **stream_report(args, run.stderr)})
+                passes.append({"pass": "render" if smart_video is None else "join", **stream_report(args, run.stderr)})
 
-            if video is not None:
-                render(video.input_args(), "", ["-map", "0:v:0", "-c:v", "copy"], "reel join")
-                problems = verify_joined(part, video, total_frames)
+            if smart_video is not None:
+                render(smart_video.input_args(), "", ["-map", "0:v:0", "-c:v", "copy"], "reel join")
+                problems = verify_joined(part, smart_video, total_frames)
                 if problems:
                     video_step["smart_refused"] = problems
-                    video = None
+                    smart_video = None
                 else:
-                    commands[-1:-1] = video.commands
-                    passes[-1:-1] = video.passes
-                    video_step.update(_smart_step(video, total_frames))
-            if video is None:
+                    commands[-1:-1] = smart_video.commands
+                    passes[-1:-1] = smart_video.passes
+                    video_step.update(_smart_step(smart_video, total_frames))
+            if smart_video is None:
                 full_graph = f"{video_graph};[vjoin]format=yuv420p,{BT709_TAGS}[vout];"
                 render(inputs, full_graph, ["-map", "[vout]", *encoding.video_args()], "reel render")
             result = probe(part)

@@ -254,9 +254,9 @@ def _encode_piece(
     else:
         prev, end = "0", piece.spans[0].frames
         for k in range(1, len(piece.spans)):
-            out = "join" if k == len(piece.spans) - 1 else f"x{k}"
-            graphs.append(f"[v{prev}][v{k}]xfade=transition=fade:duration={t / FPS}:offset={(end - t) / FPS}[v{out}]")
-            prev, end = out, end - t + piece.spans[k].frames
+            label = "join" if k == len(piece.spans) - 1 else f"x{k}"
+            graphs.append(f"[v{prev}][v{k}]xfade=transition=fade:duration={t / FPS}:offset={(end - t) / FPS}[v{label}]")
+            prev, end = label, end - t + piece.spans[k].frames
     graphs.append(f"[vjoin]format=yuv420p,{BT709_TAGS}[vout]")
     out = tmp / f"piece-{index:03d}.mp4"
     window = encoding.model_copy(update={"keyframes": (piece.frames,)})

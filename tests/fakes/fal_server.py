@@ -1,4 +1,4 @@
-"""A fake fal.ai on loopback, after reference/fal-queue-api.md (§13 checklist, §15 corrections).
+"""A fake fal.ai on loopback that behaves as fal's documentation says (https://fal.ai/docs/model-endpoints/queue).
 
 Four origins, each its own port: the queue (`url`: submit, status, SSE status stream, result, cancel), the CDN
 (`cdn_url`: generated mp4s, uploads), the storage REST API (`rest_url`: CDN token, upload initiation) and the

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from shotline.errors import MediaError
-from shotline.generators.base import RESOLUTION_HEIGHT, GenerationRequest, output_frame
+from shotline.generators.base import GenerationRequest, output_frame
 from shotline.media.clip_facts import ClipFacts
+from shotline.media.frames import short_side
 from shotline.media.probe import decode_check, probe
 
 # A generated clip may run a frame or two past the requested duration (fal returns 145 frames, 6.04 s, for 6 s).
@@ -64,7 +65,7 @@ def _against_request(facts: ClipFacts, request: GenerationRequest) -> list[str]:
             f"it lasts {facts.duration_s:.3f} s ({facts.frames} frames at {facts.fps:g} fps), "
             f"asked for {request.duration} s"
         )
-    short = RESOLUTION_HEIGHT[request.resolution]
+    short = short_side(request.resolution)
     if min(facts.width, facts.height) != short:
         problems.append(f"it is {facts.width}x{facts.height}, not {request.resolution} (short side {short})")
     wanted = _orientation(*output_frame(request.resolution, request.image_width, request.image_height))
