@@ -7,7 +7,7 @@ DAGSTER_HOME ?= $(CURDIR)/.dagster
 # generation requests in flight at once (the `fal` pool); match your fal account's concurrency limit
 FAL_POOL ?= 2
 
-.PHONY: demo test install postgres-server chromium dev pools lint bench bench-backfill lock clean
+.PHONY: demo test unit install postgres-server chromium dev pools lint bench bench-backfill lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "shotline needs Python 3.11 or newer")'
@@ -35,10 +35,17 @@ pools: $(STAMP) $(DAGSTER_HOME)/dagster.yaml  ## set the fal pool limit now: mak
 demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml $(DAGSTER_HOME)/.pool-fal-$(FAL_POOL)  ## run the clip job on every demo shot, then the reel
 	DAGSTER_HOME=$(DAGSTER_HOME) $(PY) -m pipelines.demo
 
-test: $(STAMP) postgres-server chromium  ## the whole test suite
-	$(PY) -m pytest -q
+test: $(STAMP) postgres-server chromium  ## lint, format, types, then the unit and the integration tests
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(PY) -m pytest -q tests/unit
+	$(PY) -m pytest -q tests/integration
 
-# tests/test_postgres.py runs Dagster and the ledger on a real PostgreSQL server (tests/postgres_server.py starts
+unit: $(STAMP)  ## the unit tests alone: no servers, no ffmpeg, seconds
+	$(PY) -m pytest -q tests/unit
+
+# tests/integration/test_postgres.py runs Dagster and the ledger on a real PostgreSQL server (tests/postgres_server.py starts
 # it on loopback), so `make test` installs Debian's server package when no initdb is found. No stamp: finding
 # initdb is the check, and it is instant once the package is there.
 PG_APT := apt-get install -y --no-install-recommends postgresql
@@ -55,13 +62,13 @@ postgres-server:
 	if [ "$$(id -u)" -eq 0 ]; then sudo=; \
 	elif command -v sudo >/dev/null 2>&1; then sudo=sudo; \
 	else echo "make test: no PostgreSQL server found; as root, run: $(PG_APT)" >&2; exit 1; fi; \
-	echo "make test: installing Debian's postgresql package ($${sudo:+sudo }$(PG_APT)): tests/test_postgres.py runs a real PostgreSQL server and none is installed"; \
+	echo "make test: installing Debian's postgresql package ($${sudo:+sudo }$(PG_APT)): tests/integration/test_postgres.py runs a real PostgreSQL server and none is installed"; \
 	$$sudo env DEBIAN_FRONTEND=noninteractive $(PG_APT) \
 	  || { $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive $(PG_APT); } \
 	  || { echo "make test: could not install postgresql with apt-get (see above)" >&2; exit 1; }; \
 	has_initdb || { echo "make test: postgresql is installed but no initdb is under /usr/lib/postgresql/*/bin or on PATH" >&2; exit 1; }
 
-# tests/test_ui_browser.py drives the Dagster UI in Debian's Chromium through Playwright (never Playwright's own
+# tests/integration/test_ui_browser.py drives the Dagster UI in Debian's Chromium through Playwright (never Playwright's own
 # browser download), so `make test` installs the chromium package when no chromium is on PATH; like
 # postgres-server, finding the program is the check.
 CHROMIUM_APT := apt-get install -y --no-install-recommends chromium
@@ -74,7 +81,7 @@ chromium:
 	if [ "$$(id -u)" -eq 0 ]; then sudo=; \
 	elif command -v sudo >/dev/null 2>&1; then sudo=sudo; \
 	else echo "make test: no chromium found; as root, run: $(CHROMIUM_APT)" >&2; exit 1; fi; \
-	echo "make test: installing Debian's chromium package ($${sudo:+sudo }$(CHROMIUM_APT)): tests/test_ui_browser.py drives the Dagster UI in it"; \
+	echo "make test: installing Debian's chromium package ($${sudo:+sudo }$(CHROMIUM_APT)): tests/integration/test_ui_browser.py drives the Dagster UI in it"; \
 	$$sudo env DEBIAN_FRONTEND=noninteractive $(CHROMIUM_APT) >/dev/null \
 	  || { $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update >/dev/null && $$sudo env DEBIAN_FRONTEND=noninteractive $(CHROMIUM_APT) >/dev/null; } \
 	  || { echo "make test: could not install chromium with apt-get (see above)" >&2; exit 1; }; \
@@ -85,8 +92,10 @@ chromium:
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml $(DAGSTER_HOME)/.pool-fal-$(FAL_POOL)  ## the Dagster UI and daemon on http://127.0.0.1:3000
 	DAGSTER_HOME=$(DAGSTER_HOME) $(PY) -W 'ignore:Function `dev_command` is superseded' -m dagster dev -w workspace.yaml
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff and mypy, as `make test` runs them
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	$(PY) bench/postprocess.py

@@ -35,9 +35,9 @@ sys.path.insert(0, str(REPO))
 import dagster as dg  # noqa: E402
 from dagster._core.instance.ref import InstanceRef  # noqa: E402
 
-from tests.dagster_ui import DagsterDev, dagster_cli, dev_instance_yaml, run_failures, wait_for  # noqa: E402
-from tests.fakes.fal_server import TEST_KEY, FakeFal  # noqa: E402
-from tests.storyboard_factory import write_storyboard  # noqa: E402
+from testkit.dagster_ui import DagsterDev, dagster_cli, dev_instance_yaml, run_failures, wait_for  # noqa: E402
+from testkit.fakes.fal_server import TEST_KEY, FakeFal  # noqa: E402
+from testkit.storyboard_factory import write_storyboard  # noqa: E402
 
 STORYBOARD = "bench"
 STARTING, START, SUCCESS = (

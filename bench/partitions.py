@@ -49,8 +49,8 @@ from assets.resources import WorkspaceResource  # noqa: E402
 from pipelines.sensors import storyboard_sensor  # noqa: E402
 from shotline import catalog  # noqa: E402
 from shotline.storyboard import load_storyboard  # noqa: E402
-from tests.dagster_ui import LOCATIONS, free_port  # noqa: E402
-from tests.storyboard_factory import write_image  # noqa: E402
+from testkit.dagster_ui import LOCATIONS, free_port  # noqa: E402
+from testkit.storyboard_factory import write_image  # noqa: E402
 
 # The Partitions tab's query, as the UI (dagster-webserver 1.13.27) sends it.
 PARTITION_HEALTH = """

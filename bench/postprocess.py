@@ -474,7 +474,8 @@ def main() -> None:
 
         ops.append(
             (
-                "reel: 4 clips, 0.5 s crossfades, chapters",
+                # every frame re-encoded, as the CLI does; bench/smart_reel.py measures the smart render
+                "reel: 4 clips, 0.5 s crossfades, chapters (full re-encode)",
                 lambda: render_reel(
                     finals,
                     reel_out,
@@ -484,6 +485,7 @@ def main() -> None:
                     chapters=[f"s0{i}" for i in range(1, 5)],
                     x264_preset=preset,
                     threads=threads,
+                    smart=False,
                 ),
                 reel_cli,
             )

@@ -39,9 +39,9 @@ from shotline.config import Settings  # noqa: E402
 from shotline.db import open_database  # noqa: E402
 from shotline.fal.ledger import RequestLedger  # noqa: E402
 from shotline.fal.models import RequestHandle  # noqa: E402
-from tests import postgres_server  # noqa: E402
-from tests.fakes.fal_server import FakeFal  # noqa: E402
-from tests.storyboard_factory import tiny_storyboard  # noqa: E402
+from testkit import postgres_server  # noqa: E402
+from testkit.fakes.fal_server import FakeFal  # noqa: E402
+from testkit.storyboard_factory import tiny_storyboard  # noqa: E402
 
 CHAIN = ("source_image", "clip_prompt", "raw_clip", "final_clip", "published_clip")
 

@@ -1,0 +1,1 @@
+"""Dagster wiring: definitions, jobs, sensors, schedules, the demo runner and commands on the instance."""

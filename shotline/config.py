@@ -91,14 +91,15 @@ class Settings(BaseModel):
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         key = env.get("FAL_KEY") or None
-        generator = env.get("SHOTLINE_GENERATOR") or ("fal" if key else "preview")
-        if generator not in ("fal", "preview"):
-            raise ValueError(f"SHOTLINE_GENERATOR must be 'fal' or 'preview', not {generator!r}")
+        choice = env.get("SHOTLINE_GENERATOR") or ("fal" if key else "preview")
+        if choice not in ("fal", "preview"):
+            raise ValueError(f"SHOTLINE_GENERATOR must be 'fal' or 'preview', not {choice!r}")
+        generator: Literal["fal", "preview"] = "fal" if choice == "fal" else "preview"
         budget = env.get("SHOTLINE_BUDGET_USD")
         home = Path(env.get("SHOTLINE_HOME") or DEFAULT_HOME)
         return cls(
             fal_key=SecretStr(key) if key else None,
-            generator=generator,  # type: ignore[arg-type]
+            generator=generator,
             fal_queue_url=env.get("SHOTLINE_FAL_QUEUE_URL") or DEFAULT_FAL_QUEUE_URL,
             fal_rest_url=env.get("SHOTLINE_FAL_REST_URL") or DEFAULT_FAL_REST_URL,
             fal_cdn_url=env.get("SHOTLINE_FAL_CDN_URL") or DEFAULT_FAL_CDN_URL,

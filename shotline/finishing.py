@@ -22,12 +22,11 @@ from shotline.generators.base import GenerationOutcome
 from shotline.hashing import sha256_file, stable_hash
 from shotline.manifest import ReelClip
 from shotline.media.deliverable import Expected
-from shotline.media.effects import effected_frames
 from shotline.media.encoding import FPS
+from shotline.media.finish_spec import finished_frames
 from shotline.media.frames import frame_size
 from shotline.media.postprocess import FinishResult, FinishSpec, LogoSpec, MusicSpec, make_thumbnail, render_final
 from shotline.media.reel import REEL_VIDEO_VERSION, ReelResult, planned_duration, render_reel
-from shotline.media.timing import output_frames
 from shotline.store import StoredObject, WorkStore
 from shotline.storyboard import Shot, Storyboard, resolve_inside
 
@@ -191,11 +190,8 @@ def _spec_key(spec: FinishSpec) -> dict[str, Any]:
 
 def final_duration(shot: Shot) -> float:
     """How long the shot's deliverable must last: the requested duration, minus the trim, over the speed."""
-    start, end = shot.trim if shot.trim is not None else (0.0, float(shot.duration))
-    if shot.effects:  # freeze and time_symmetrize make the shot longer before its speed change
-        kept = round(end * FPS) - round(start * FPS)
-        start, end = 0.0, effected_frames(shot.effects, kept) / FPS
-    return output_frames(start, end, shot.speed) / FPS
+    trim = shot.trim if shot.trim is not None else (0.0, float(shot.duration))
+    return finished_frames(trim, shot.speed, shot.effects or ()) / FPS
 
 
 def expected_final(shot: Shot, *, source_has_audio: bool = True) -> Expected:

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import boto3
 from boto3.s3.transfer import TransferConfig
@@ -101,7 +101,8 @@ def presign_get(bucket: str, key: str, expires_s: int = 3600, *, client: BaseCli
         raise ValueError(f"expires_s must be between 1 and {MAX_PRESIGN_S}, not {expires_s}")
     client = client or s3_client()
     try:
-        return client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_s)
+        url = client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_s)
+        return str(url)
     except NoCredentialsError as e:
         raise PublishError(f"cannot presign {s3_uri(bucket, key)}: no AWS credentials found") from e
 
@@ -244,7 +245,7 @@ def planned_part_size(transfer: TransferConfig, size: int) -> int | None:
     """The part size the transfer manager will use for a file of `size` bytes, or None for a single PUT."""
     if size < transfer.multipart_threshold:
         return None
-    return ChunksizeAdjuster().adjust_chunksize(transfer.multipart_chunksize, size)
+    return int(ChunksizeAdjuster().adjust_chunksize(transfer.multipart_chunksize, size))
 
 
 def _ascii_metadata(metadata: Mapping[str, str | None]) -> dict[str, str]:
@@ -345,6 +346,6 @@ def sha256_of_object(client: BaseClient, bucket: str, key: str) -> str:
 
 def get_bytes(client: BaseClient, bucket: str, key: str) -> bytes:
     try:
-        return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return cast(bytes, client.get_object(Bucket=bucket, Key=key)["Body"].read())
     except (ClientError, BotoCoreError) as e:
         raise PublishError(f"cannot read {s3_uri(bucket, key)}: {describe_error(e)}") from e

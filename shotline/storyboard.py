@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, cast, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -356,7 +356,8 @@ def inspect_storyboard(folder: str | Path) -> tuple[Storyboard | None, list[Inpu
 
     shots: list[Shot] = []
     seen: set[str] = set()
-    items = raw.get("shots") if isinstance(raw.get("shots"), list) else []
+    raw_shots = raw.get("shots")
+    items: list[Any] = raw_shots if isinstance(raw_shots, list) else []
     for index, item in enumerate(items):
         shot_id = item.get("id") if isinstance(item, dict) and isinstance(item.get("id"), str) else f"#{index + 1}"
         try:
@@ -391,11 +392,11 @@ def inspect_storyboard(folder: str | Path) -> tuple[Storyboard | None, list[Inpu
 # -- reading the YAML -----------------------------------------------------------------------------------------
 
 
-class _YamlTooBig(yaml.YAMLError):
+class _YamlTooBig(yaml.YAMLError):  # type: ignore[misc]  # no PyYAML stubs installed: yaml.YAMLError is Any
     pass
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(yaml.SafeLoader):  # type: ignore[misc]  # no PyYAML stubs installed: yaml.SafeLoader is Any
     """PyYAML's safe loader, refusing duplicate keys (PyYAML silently keeps the last one)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -410,10 +411,8 @@ class _Loader(yaml.SafeLoader):
             except TypeError:
                 continue  # unhashable: the base class raises its own error for it
             if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-        return super().construct_mapping(node, deep=deep)
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        return cast(dict[Any, Any], super().construct_mapping(node, deep=deep))
 
 
 def _read_yaml(path: Path, storyboard: str) -> tuple[Any, InputError | None]:
@@ -493,9 +492,7 @@ def _yaml_message(exc: yaml.YAMLError) -> str:
 # -- resolving a shot ------------------------------------------------------------------------------------------
 
 
-def _resolve_shot(
-    head: StoryboardHead, raw: RawShot, index: int, folder: Path
-) -> tuple[Shot | None, list[InputError]]:
+def _resolve_shot(head: StoryboardHead, raw: RawShot, index: int, folder: Path) -> tuple[Shot | None, list[InputError]]:
     problems: list[InputError] = []
 
     def problem(message: str, field: str) -> None:

@@ -1,8 +1,8 @@
-"""Shared fixtures. Each fake server lives in tests/fakes/ and registers its fixtures as a plugin; so does the
-real PostgreSQL server of tests/postgres_server.py."""
+"""Shared fixtures. Each fake server lives in testkit/fakes/ and registers its fixtures as a plugin; so does the
+real PostgreSQL server of testkit/postgres_server.py."""
 
 pytest_plugins = [
-    "tests.fakes.fal_server",
-    "tests.fakes.s3_server",
-    "tests.postgres_server",
+    "testkit.fakes.fal_server",
+    "testkit.fakes.s3_server",
+    "testkit.postgres_server",
 ]

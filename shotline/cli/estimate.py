@@ -38,7 +38,7 @@ class ShotEstimate:
     take: int = 1
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("estimate", help="what generating storyboards on fal would cost (cached clips are free)")
     p.add_argument("storyboards", nargs="+", help="storyboard folder, its storyboard.yaml, or an id")
     p.set_defaults(func=run)

@@ -17,7 +17,7 @@ from shotline.lineage import Trace, trace
 from shotline.publish import REEL
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "lineage",
         help="the chain from storyboard to published object of a shot, a published URI or an mp4 file",

@@ -23,7 +23,7 @@ from shotline.prompts import render_prompt
 from shotline.storyboard import STORYBOARD_FILE, Storyboard, inspect_storyboard
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("validate", help="check storyboards offline and list every problem")
     p.add_argument("storyboards", nargs="+", help="storyboard folder, its storyboard.yaml, or an id")
     p.set_defaults(func=run)

@@ -138,7 +138,7 @@ class RequestFollower:
         log: LogFn,
         started: float,
         seen: _Progress,
-    ) -> QueueStatus | None:
+    ) -> QueueStatus:
         handle = entry.handle
         assert handle is not None
         rid = handle.request_id

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import urlsplit, urlunsplit
 
 import sqlalchemy as sa
@@ -332,6 +332,7 @@ class RequestLedger:
     ) -> LedgerEntry:
         """A final outcome other than a usable video. billed True/None settles the reservation (at
         `cost_usd`, default the estimate: a maybe-billed request counts against the cap); False releases it."""
+        budget: tuple[str, float | None]
         if billed is False:
             cost, budget = 0.0, ("release", None)
         else:
@@ -432,7 +433,9 @@ class RequestLedger:
                 "pid": os.getpid(),
                 "timings": {},
             }
-            new_id = conn.execute(sa.insert(fal_requests).values(**values)).inserted_primary_key[0]
+            primary_key = conn.execute(sa.insert(fal_requests).values(**values)).inserted_primary_key
+            assert primary_key is not None  # a single-row INSERT always reports its key
+            new_id = primary_key[0]
             row = conn.execute(sa.select(fal_requests).where(fal_requests.c.id == new_id)).mappings().one()
         entry = _entry(row)
         self._notify(entry)
@@ -480,7 +483,14 @@ def _entry(row: Any) -> LedgerEntry:
     return LedgerEntry.model_validate(data)
 
 
-def _handle_fields(handle: RequestHandle) -> dict[str, str]:
+class _HandleFields(TypedDict):
+    request_id: str
+    status_url: str
+    response_url: str
+    cancel_url: str
+
+
+def _handle_fields(handle: RequestHandle) -> _HandleFields:
     return {
         "request_id": handle.request_id,
         "status_url": handle.status_url,

@@ -100,6 +100,7 @@ def classify_answer(status_code: int, headers: httpx.Headers | dict[str, str], b
     if 200 <= status_code < 300:
         return Outcome(OutcomeKind.SUCCEEDED, status_code, True, False, billable_units=units)
     billed_by_units = None if units is None else units > 0
+    billed: bool | None
     if status_code == 499 or error_type in CANCELLED_ERROR_TYPES:
         kind, billed, retryable = OutcomeKind.CANCELLED, bool(billed_by_units), True
     elif status_code == 504 and headers.get("x-fal-request-timeout-type", "").lower() == "user":

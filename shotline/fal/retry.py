@@ -49,5 +49,5 @@ class Backoff:
         asked = retry_after_s(response, self.max_retry_after) if response is not None else None
         if asked is not None:
             return asked
-        raw = min(self.cap, self.base * 2 ** (attempt - 1))
+        raw = min(self.cap, self.base * 2.0 ** (attempt - 1))
         return min(self.cap, raw * self.rng.uniform(0.5, 1.5))

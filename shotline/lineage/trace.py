@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from shotline.errors import InputError, MediaError, PublishError, ShotlineError
 from shotline.hashing import sha256_file
@@ -66,7 +66,7 @@ class Trace:
         """Whether the traced version is the one latest.json points at (None when latest.json was not read)."""
         if self.latest is None:
             return None
-        return self.latest.get("sha256") == self.manifest.get("published", {}).get("video", {}).get("sha256")
+        return bool(self.latest.get("sha256") == self.manifest.get("published", {}).get("video", {}).get("sha256"))
 
 
 def trace(target: str, publish_target: str | Path, *, client: Any = None, trust_anchors: str | None = None) -> Trace:
@@ -145,7 +145,8 @@ def _with_manifest(
     if manifest is None:
         raise PublishError(f"no lineage manifest at {manifest_uri}")
     result = Trace(target, found_via, manifest_uri, manifest, latest_uri, latest, file)
-    model = {"clip": ClipManifest, "reel": ReelManifest}.get(result.kind)
+    models: dict[str, type[BaseModel]] = {"clip": ClipManifest, "reel": ReelManifest}
+    model = models.get(result.kind)
     if model is None:
         result.notes.append(f"unknown manifest kind {result.kind!r}")
     elif manifest.get("schema_version") != model.model_fields["schema_version"].default:

@@ -59,7 +59,7 @@ class EffectDef:
 
     `action` is the C2PA action it is recorded as. `native(params)`, when given, is an ffmpeg filter doing the
     same to the picture (`vf`) or the sound (`af`), used instead of moviepy's per-frame Python loop; its output
-    is held to moviepy's by tests/test_effects_render.py."""
+    is held to moviepy's by tests/integration/test_effects_render.py."""
 
     name: str
     params: type[EffectParams]

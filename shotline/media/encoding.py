@@ -3,7 +3,7 @@
 H.264 High 4:2:0 BT.709 at 24 fps CFR, AAC-LC 48 kHz stereo, MP4 with moov first and no edit lists. The x264 preset
 defaults to `medium`: a clip is rendered once and then published and downloaded many times, and medium
 gives files about 4x smaller than ultrafast at the same CRF for about 3 s per 6 s of 720p on 2 cores
-(stack-baseline.md); tests and previews may pass a faster one. `ultrafast` is not offered because it
+(measured); tests and previews may pass a faster one. `ultrafast` is not offered because it
 turns off the 8x8 transform, which makes x264 signal Main instead of High.
 
 No edit lists (YouTube's upload spec asks for none): B-frames are timed with negative composition offsets

@@ -34,7 +34,7 @@ def ffmpeg_exe() -> str:
     try:
         import imageio_ffmpeg
 
-        return imageio_ffmpeg.get_ffmpeg_exe()
+        return str(imageio_ffmpeg.get_ffmpeg_exe())
     except Exception as exc:  # imageio-ffmpeg raises RuntimeError when it finds nothing
         raise MediaError(f"no ffmpeg binary found (imageio-ffmpeg): {exc}") from exc
 

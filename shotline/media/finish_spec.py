@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shotline.media.captions import CaptionPosition
-from shotline.media.effects import EffectCall
+from shotline.media.effects import EffectCall, effected_frames
 from shotline.media.encoding import FPS, Encoding, X264Preset, reel_keyframes, validate_tag_key
 from shotline.media.frames import Fill, Fit, Format, Resolution, frame_size
 from shotline.media.musicbed import MusicSpec
 from shotline.media.overlays import LogoSpec
 from shotline.media.timing import output_frames
+
+
+def finished_frames(trim: tuple[float, float], speed: float, effects: Sequence[EffectCall] = ()) -> int:
+    """How many frames a finish of the source's `trim` lasts: the effects (freeze, time_symmetrize) may
+    lengthen the kept part, then the speed change scales it."""
+    start, end = trim
+    if effects:
+        kept = round(end * FPS) - round(start * FPS)
+        start, end = 0.0, effected_frames(effects, kept) / FPS
+    return output_frames(start, end, speed)
 
 
 class FinishSpec(BaseModel):
@@ -85,7 +97,8 @@ class FinishSpec(BaseModel):
     def encoding(self) -> Encoding:
         keyframes: tuple[int, ...] = ()
         if self.reel_transition_frames and self.trim is not None:
-            keyframes = reel_keyframes(output_frames(*self.trim, self.speed), self.reel_transition_frames)
+            frames = finished_frames(self.trim, self.speed, self.effects)
+            keyframes = reel_keyframes(frames, self.reel_transition_frames)
         return Encoding(preset=self.x264_preset, crf=self.crf, threads=self.threads, keyframes=keyframes)
 
     @property

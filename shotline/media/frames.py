@@ -37,7 +37,7 @@ def short_side(resolution: Resolution) -> int:
     return _SHORT_SIDE[resolution]
 
 
-def even(value: float) -> int:
+def even(value: float | Fraction) -> int:
     """Nearest even integer, at least 2 (4:2:0 needs even dimensions)."""
     return max(2, round(value / 2) * 2)
 

@@ -10,11 +10,12 @@ import re
 import struct
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from shotline.errors import MediaError
-from shotline.media.ffmpeg import PathArg, run_ffmpeg, stderr_tail
+from shotline.media.ffmpeg import Arg, PathArg, run_ffmpeg, stderr_tail
 from shotline.media.loudness import measure_file
 
 
@@ -100,7 +101,9 @@ _ROTATION_RE = re.compile(r"rotation of (-?[\d.]+) degrees")
 
 def split_top_level(text: str) -> list[str]:
     """Split on commas that are not inside parentheses or brackets."""
-    parts, depth, cur = [], 0, []
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in text:
         if ch in "([":
             depth += 1
@@ -128,7 +131,7 @@ def _rate(text: str) -> float:
     return float(text[:-1]) * 1000 if text.endswith("k") else float(text)
 
 
-def _parse_video(desc: str, info: dict) -> None:
+def _parse_video(desc: str, info: dict[str, Any]) -> None:
     tokens = split_top_level(desc)
     info["video_codec"], info["profile"] = _codec_and_profile(tokens[0])
     for tok in tokens[1:]:
@@ -152,7 +155,7 @@ def _parse_video(desc: str, info: dict) -> None:
                     info["color_space"] = info["color_primaries"] = info["color_transfer"] = part
 
 
-def _parse_audio(desc: str, info: dict) -> None:
+def _parse_audio(desc: str, info: dict[str, Any]) -> None:
     tokens = split_top_level(desc)
     info["audio_codec"], info["audio_profile"] = _codec_and_profile(tokens[0])
     for tok in tokens[1:]:
@@ -168,7 +171,7 @@ def _parse_audio(desc: str, info: dict) -> None:
 
 def parse_ffmpeg_info(text: str, source: str = "input") -> VideoInfo:
     """Parse the `ffmpeg -i` summary of input #0 (exposed for tests; use `probe`)."""
-    info: dict = {"tags": {}, "chapters": []}
+    info: dict[str, Any] = {"tags": {}, "chapters": []}
     section: str | None = None  # where indented "Metadata:" lines belong
     section_indent = 0
     video_seen = audio_seen = in_input = False
@@ -247,7 +250,7 @@ def probe(path: str | Path) -> VideoInfo:
 def decode_check(path: str | Path) -> DecodeStats:
     """Decode every video and audio frame; any decoder or demuxer error raises MediaError."""
     path = Path(path)
-    args = ["-v", "error", "-nostats", "-i", PathArg(path, "input"), "-map", "0:v", "-map", "0:a?",
+    args: list[Arg] = ["-v", "error", "-nostats", "-i", PathArg(path, "input"), "-map", "0:v", "-map", "0:a?",
             "-f", "null", "-", "-progress", "pipe:1"]  # fmt: skip
     run = run_ffmpeg(args, what=f"decode check of {path.name}", capture_stdout=True)
     errors = [ln for ln in run.stderr.splitlines() if ln.strip()]

@@ -110,7 +110,7 @@ def write_ffmetadata(chapters: list[Chapter], path: Path) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def _clamp_transition(transition: Transition, seconds: float, frames: list[int], steps: list[dict]) -> int:
+def _clamp_transition(transition: Transition, seconds: float, frames: list[int], steps: list[dict[str, Any]]) -> int:
     """The transition length in frames."""
     applied = transition_frames(transition, seconds, frames)
     if transition != "cut" and len(frames) > 1 and applied != max(0, round(seconds * FPS)):

@@ -270,7 +270,9 @@ def _encode_piece(
     return out, avc_config(out), args, run.stderr
 
 
-def _copy_piece(piece: Piece, index: int, clips: list[Path], scans: list[ClipScan], reorder: int, tmp: Path):
+def _copy_piece(
+    piece: Piece, index: int, clips: list[Path], scans: list[ClipScan], reorder: int, tmp: Path
+) -> tuple[Path, list[Arg], str]:
     span = piece.spans[0]
     layout = scans[span.clip].layout
     assert layout is not None

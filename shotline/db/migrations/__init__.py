@@ -1,0 +1,1 @@
+"""Alembic migrations of shotline's own tables."""

@@ -1,0 +1,1 @@
+"""Fake services on loopback that behave as the real ones are documented to."""
