@@ -178,9 +178,7 @@ def check_url(url: str, policy: UrlPolicy, *, schemes: tuple[str, ...] = ("https
     if policy.trusts_origin(parsed.scheme, parsed.host, port):
         return parsed
     if parsed.scheme == "http" and not policy.allow_http:
-        raise UrlRefused(
-            f"plain http:// URLs are refused, use https:// (or set {ALLOW_HTTP_ENV}=1) ({shown})", shown
-        )
+        raise UrlRefused(f"plain http:// URLs are refused, use https:// (or set {ALLOW_HTTP_ENV}=1) ({shown})", shown)
     if policy.allows_name(parsed.host):
         return parsed
     literal = _literal_address(parsed.host)

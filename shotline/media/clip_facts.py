@@ -18,5 +18,3 @@ class ClipFacts(BaseModel):
     video_codec: str
     audio_codec: str | None = None
     size_bytes: int
-
-
