@@ -10,7 +10,7 @@ import re
 import struct
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydantic import BaseModel, Field
 
@@ -264,24 +264,31 @@ def decode_check(path: str | Path) -> DecodeStats:
     return DecodeStats(video_frames=frames, decoded_s=int(out_us) / 1e6 if out_us.isdigit() else 0.0)
 
 
+def _boxes(f: BinaryIO, pos: int, end: int, name: str) -> Iterator[tuple[str, int, int]]:
+    """The MP4 boxes from `pos` to `end` as (type, body start, box end), in file order."""
+    while pos + 8 <= end:
+        f.seek(pos)
+        size, raw = struct.unpack(">I4s", f.read(8))
+        header = 8
+        if size == 1:
+            (size,) = struct.unpack(">Q", f.read(8))
+            header = 16
+        elif size == 0:
+            size = end - pos
+        if size < header:
+            raise MediaError(f"{name}: corrupt MP4 box at offset {pos}")
+        yield raw.decode("latin-1"), pos + header, pos + size
+        pos += size
+
+
 def top_level_boxes(path: str | Path) -> list[tuple[str, int]]:
     """The MP4 top-level boxes as (type, size), in file order."""
     boxes: list[tuple[str, int]] = []
     with open(path, "rb") as f:
-        f.seek(0, 2)
-        end = f.tell()
-        pos = 0
-        while pos + 8 <= end:
-            f.seek(pos)
-            size, kind = struct.unpack(">I4s", f.read(8))
-            if size == 1:
-                (size,) = struct.unpack(">Q", f.read(8))
-            elif size == 0:
-                size = end - pos
-            if size < 8:
-                raise MediaError(f"{Path(path).name}: corrupt MP4 box at offset {pos}")
-            boxes.append((kind.decode("latin-1"), size))
-            pos += size
+        start = 0
+        for kind, _, box_end in _boxes(f, 0, f.seek(0, 2), Path(path).name):
+            boxes.append((kind, box_end - start))
+            start = box_end
     return boxes
 
 
@@ -307,31 +314,18 @@ def edit_lists(path: str | Path) -> list[dict[str, int]]:
     """The entries of every edit list (`elst`) in the file's tracks: [{"track", "duration", "media_time"}]."""
     entries: list[dict[str, int]] = []
     track = -1
+    name = Path(path).name
     with open(path, "rb") as f:
-        f.seek(0, 2)
-        stack = [(0, f.tell())]
-        while stack:
-            pos, end = stack.pop()
-            while pos + 8 <= end:
-                f.seek(pos)
-                size, raw = struct.unpack(">I4s", f.read(8))
-                header = 8
-                if size == 1:
-                    (size,) = struct.unpack(">Q", f.read(8))
-                    header = 16
-                elif size == 0:
-                    size = end - pos
-                if size < header:
-                    raise MediaError(f"{Path(path).name}: corrupt MP4 box at offset {pos}")
-                kind = raw.decode("latin-1")
+
+        def walk(pos: int, end: int) -> None:
+            nonlocal track
+            for kind, body, box_end in _boxes(f, pos, end, name):
                 if kind == "trak":
                     track += 1
                 if kind in _CONTAINER_BOXES:
-                    # Depth first, in file order: finish this box's children before its next sibling.
-                    stack.append((pos + size, end))
-                    pos, end = pos + header, pos + size
-                    continue
-                if kind == "elst":
+                    walk(body, box_end)  # depth first, in file order
+                elif kind == "elst":
+                    f.seek(body)
                     version = f.read(1)[0]
                     f.read(3)
                     (count,) = struct.unpack(">I", f.read(4))
@@ -342,7 +336,8 @@ def edit_lists(path: str | Path) -> list[dict[str, int]]:
                             duration, media_time = struct.unpack(">Ii", f.read(8))
                         f.read(4)
                         entries.append({"track": track, "duration": duration, "media_time": media_time})
-                pos += size
+
+        walk(0, f.seek(0, 2))
     return entries
 
 
@@ -354,26 +349,14 @@ def avc_config(path: str | Path) -> bytes | None:
     """The first H.264 track's decoder configuration (the `avcC` box body: profile, level, SPS and PPS), or None.
 
     Two H.264 streams can be joined into one track only when these are equal: a track has one of them."""
+    name = Path(path).name
     with open(path, "rb") as f:
         data_end = f.seek(0, 2)
 
-        def boxes(pos: int, end: int) -> Iterator[tuple[str, int, int]]:  # (type, body start, box end)
-            while pos + 8 <= end:
-                f.seek(pos)
-                size, raw = struct.unpack(">I4s", f.read(8))
-                header = 8
-                if size == 1:
-                    (size,) = struct.unpack(">Q", f.read(8))
-                    header = 16
-                elif size == 0:
-                    size = end - pos
-                if size < header or pos + size > end:
-                    raise MediaError(f"{Path(path).name}: corrupt MP4 box at offset {pos}")
-                yield raw.decode("latin-1"), pos + header, pos + size
-                pos += size
-
         def find(pos: int, end: int, route: list[str]) -> bytes | None:
-            for kind, body, box_end in boxes(pos, end):
+            for kind, body, box_end in _boxes(f, pos, end, name):
+                if box_end > end:
+                    raise MediaError(f"{name}: corrupt MP4 box at offset {body}")
                 if kind != route[0]:
                     continue
                 if len(route) == 1:
