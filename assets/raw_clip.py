@@ -13,8 +13,8 @@ from assets.presentation import card_metadata
 from assets.resources import GeneratorResource, PublisherResource, WorkspaceResource
 from assets.upstream import upstream_record, write_record
 from shotline.clip_index import ClipIndex
-from shotline.fal.ledger import LedgerEntry, LedgerState
-from shotline.generators.base import GenerationRequest
+from shotline.fal.interruption import interrupted
+from shotline.fal.ledger import LedgerEntry
 from shotline.generators.cache import generate_clip, request_for_shot
 from shotline.images import check_image_current
 from shotline.previews import ClipCard, clip_link
@@ -73,7 +73,8 @@ def raw_clip(
             # The run is being terminated and the generator has just cancelled the fal request. Dagster would
             # turn the interrupt into a retry of this step (it has a RetryPolicy), and a retry would pay for
             # a new request: stop for good instead.
-            raise _terminated(request, recorded[-1] if recorded else None) from None
+            stopped = interrupted(request.where, recorded[-1] if recorded else None)
+            raise dg.Failure(stopped.description, metadata=stopped.metadata, allow_retries=False) from None
         record = write_record(store, GeneratedClipRecord.of(clip))
     uri = store.object_uri(clip.sha256, ".mp4")
     link, expires_at = clip_link(uri)
@@ -88,41 +89,3 @@ def raw_clip(
     )
     metadata = {**card_metadata(card, video=clip.path), "uri": uri, **clip.metadata(), **record}
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(clip.sha256))
-
-
-def _terminated(request: GenerationRequest, entry: LedgerEntry | None) -> dg.Failure:
-    where = request.where
-    if entry is None:
-        return dg.Failure(
-            description=f"{where}: the run was terminated; no fal request was outstanding", allow_retries=False
-        )
-    rid = entry.request_id
-    if rid is None:
-        return dg.Failure(
-            description=f"{where}: the run was terminated during the fal submit, so its outcome is unknown "
-            f"(it may have been queued and billed); the next run of this shot looks the request up in fal's "
-            "listing and adopts it before ever submitting again",
-            metadata={"fal_state": entry.state.value, "billed": "unknown"},
-            allow_retries=False,
-        )
-    if entry.state == LedgerState.CANCEL_REQUESTED:
-        outcome = (
-            f"fal accepted a cancel of request {rid}, but fal may still run it to the end (and bill it). Not "
-            "retried: the next run of this shot follows that request first and uses its video if it comes; only "
-            "once fal proves the cancel does it submit a new one"
-        )
-    else:
-        outcome = (
-            f"fal request {rid} could not be cancelled and is {entry.state.value}; "
-            "running the shot again resumes it instead of paying for a new one"
-        )
-    return dg.Failure(
-        description=f"{where}: the run was terminated while generating; {outcome}",
-        metadata={
-            "fal_request_id": rid,
-            "fal_state": entry.state.value,
-            "billed": "unknown" if entry.billed is None else bool(entry.billed),
-            "cost_usd": entry.cost_usd or 0.0,
-        },
-        allow_retries=False,
-    )
