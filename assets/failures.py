@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import dagster as dg
 
 from shotline.errors import GenerationError, InputError, ShotlineError
+from shotline.reel_clips import ReelNotReady
 
 
 @contextlib.contextmanager
@@ -26,5 +27,7 @@ def dagster_failures() -> Iterator[None]:
         if exc.request_id:
             metadata["fal_request_id"] = exc.request_id  # type: ignore[assignment]
         raise dg.Failure(description=str(exc), metadata=metadata, allow_retries=False) from None
+    except ReelNotReady as exc:
+        raise dg.Failure(description=str(exc), metadata=exc.metadata or None, allow_retries=False) from None
     except ShotlineError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
