@@ -20,7 +20,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from dagster._core.instance.ref import InstanceRef
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from assets.upstream import latest_metadata_or_none
 from pipelines.definitions import build_definitions
@@ -83,6 +84,23 @@ def _dismiss_community_dialog(page: Page) -> None:
     skip = page.get_by_role("button", name="Skip")
     if page.get_by_text("Join the Dagster community").is_visible() and skip.is_visible():
         skip.click()
+
+
+def _open_menu(page: Page, opener: Locator, item: str, *, tries: int = 4) -> Locator:
+    """Open a menu and return its item `item`. A loaded UI may still be settling (the community dialog pops up
+    late, a re-render eats a click): a person would click again, and so does this."""
+    wanted = page.get_by_role("menuitem", name=item)
+    for _ in range(tries - 1):
+        _dismiss_community_dialog(page)
+        opener.click()
+        try:
+            wanted.wait_for(state="visible", timeout=10_000)
+            return wanted
+        except PlaywrightTimeoutError:
+            page.keyboard.press("Escape")
+    _dismiss_community_dialog(page)
+    opener.click()
+    return wanted
 
 
 def _run_check_alone(defs: dg.Definitions, instance: dg.DagsterInstance, partition: str) -> dg.AssetCheckEvaluation:
@@ -195,10 +213,8 @@ def console(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Itera
 def test_the_asset_graph_lists_every_asset_of_the_pipeline(console: Console) -> None:
     page = console.page
     console.open("/asset-groups")
-    _dismiss_community_dialog(page)
     # the global graph starts with its groups folded: unfold them as a person would (graph settings)
-    page.locator('[aria-label="settings"]').last.click()
-    page.get_by_role("menuitem", name="Expand all groups").click()
+    _open_menu(page, page.locator('[aria-label="settings"]').last, "Expand all groups").click()
     for asset in console.assets:
         expect(page.get_by_text(asset, exact=True).first).to_be_visible()
     console.shoot("asset-graph")
