@@ -11,6 +11,7 @@ Screenshots of every page are written to the test's temporary folder and copied 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -86,7 +87,7 @@ def _dismiss_community_dialog(page: Page) -> None:
         skip.click()
 
 
-def _open_menu(page: Page, opener: Locator, wanted: Locator, *, tries: int = 4) -> Locator:
+def _open_menu(page: Page, opener: Locator, wanted: Locator, *, tries: int = 6) -> Locator:
     """Open a menu and return the first of its items that `wanted` finds. A loaded UI may still be settling
     (the community dialog pops up late, a re-render eats a click): a person would click again, and so does
     this."""
@@ -98,8 +99,9 @@ def _open_menu(page: Page, opener: Locator, wanted: Locator, *, tries: int = 4) 
             wanted.wait_for(state="visible", timeout=10_000)
             return wanted
         except PlaywrightTimeoutError:
-            page.keyboard.press("Escape")
-            page.locator(".bp5-overlay-backdrop").first.wait_for(state="detached", timeout=10_000)
+            page.keyboard.press("Escape")  # whatever the click opened instead
+            with contextlib.suppress(PlaywrightTimeoutError):
+                page.locator(".bp5-overlay-backdrop").first.wait_for(state="detached", timeout=10_000)
     _dismiss_community_dialog(page)
     opener.click()
     return wanted
