@@ -220,16 +220,19 @@ def test_the_asset_graph_lists_every_asset_of_the_pipeline(console: Console) -> 
     # unfold the global graph's groups as a person would (graph settings), unless the UI shows them unfolded;
     # the graph's own settings button is the second one, once its toolbar is drawn (the first is the app's)
     expect(page.locator('[aria-label="settings"]')).to_have_count(2, timeout=60_000)
+    settings = page.locator('[aria-label="settings"]').last
     expand = page.get_by_role("menuitem", name="Expand all groups")
-    item = _open_menu(
-        page,
-        page.locator('[aria-label="settings"]').last,
-        expand.or_(page.get_by_role("menuitem", name="Collapse all groups")),
-    )
-    if "Expand all groups" in item.inner_text():
-        item.click()
-    else:
-        page.keyboard.press("Escape")
+    collapse = page.get_by_role("menuitem", name="Collapse all groups")
+    for _ in range(6):  # the graph re-renders while it settles, closing an open menu: open it again
+        item = _open_menu(page, settings, expand.or_(collapse))
+        try:
+            if "Collapse all groups" in item.inner_text(timeout=10_000):
+                page.keyboard.press("Escape")
+            else:
+                item.click(timeout=10_000)
+            break
+        except PlaywrightTimeoutError:
+            page.keyboard.press("Escape")
     for asset in console.assets:
         expect(page.get_by_text(asset, exact=True).first).to_be_visible()
     console.shoot("asset-graph")
