@@ -89,22 +89,22 @@ def _dismiss_community_dialog(page: Page) -> None:
 
 def _open_menu(page: Page, opener: Locator, wanted: Locator, *, tries: int = 6) -> Locator:
     """Open a menu and return the first of its items that `wanted` finds. A loaded UI may still be settling
-    (the community dialog pops up late, a re-render eats a click): a person would click again, and so does
-    this."""
+    (the community dialog pops up late over the page, a re-render eats a click): a person would close the
+    dialog and click again, and so does this."""
     wanted = wanted.first
-    for _ in range(tries - 1):
+    for attempt in range(tries):
         _dismiss_community_dialog(page)
-        opener.click()
         try:
+            opener.click(timeout=10_000)
             wanted.wait_for(state="visible", timeout=10_000)
             return wanted
         except PlaywrightTimeoutError:
-            page.keyboard.press("Escape")  # whatever the click opened instead
+            if attempt == tries - 1:
+                raise
+            page.keyboard.press("Escape")  # whatever the click opened instead, or the dialog in the way
             with contextlib.suppress(PlaywrightTimeoutError):
-                page.locator(".bp5-overlay-backdrop").first.wait_for(state="detached", timeout=10_000)
-    _dismiss_community_dialog(page)
-    opener.click()
-    return wanted
+                page.locator(".bp5-overlay-backdrop").first.wait_for(state="detached", timeout=5_000)
+    raise AssertionError("unreachable")
 
 
 def _run_check_alone(defs: dg.Definitions, instance: dg.DagsterInstance, partition: str) -> dg.AssetCheckEvaluation:
